@@ -1,0 +1,131 @@
+"""The one gate every statement passes, at append and again in the audit.
+
+:func:`admit` decides whether a signed statement may take log index ``index``
+given the registry before it: right origin, a signer registered before that
+index and not revoked at it, a valid signature, and the rules of its kind. The
+server's append path and the auditor's replay both call it, so a rule lives in
+exactly one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ledger.errors import SignatureError, StatementError
+from ledger.keys import VerifyingKey
+from ledger.registry import (
+    KIND_GENESIS,
+    KeyRecord,
+    RegistryChange,
+    RegistryView,
+    registry_changes,
+)
+from ledger.statements import SignedStatement
+
+__all__ = ["Admission", "LogIdentity", "admit", "resolve_signer"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogIdentity:
+    """What a log is: its origin and its public key (the auditor's trust anchor)."""
+
+    origin: str
+    log_key: VerifyingKey
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Admission:
+    """The outcome of admitting a statement: its signing key and registry changes."""
+
+    signer_key: VerifyingKey
+    signer: KeyRecord | None
+    changes: list[RegistryChange]
+
+
+def resolve_signer(
+    signed: SignedStatement, *, index: int, log: LogIdentity, view: RegistryView
+) -> tuple[VerifyingKey, KeyRecord | None]:
+    """Find the key that must have signed the statement at ``index``.
+
+    Raises:
+        StatementError: wrong origin, genesis out of place, unknown or revoked signer.
+    """
+    statement = signed.statement
+    if statement.origin != log.origin:
+        raise StatementError(
+            f"origin {statement.origin!r} is not this log's origin {log.origin!r}",
+            code="wrong_origin",
+            field="origin",
+        )
+    if index == 0:
+        if statement.kind != KIND_GENESIS:
+            raise StatementError(
+                "entry 0 must be the genesis statement", code="genesis_missing", field="kind"
+            )
+        if statement.signer != log.log_key.key_id:
+            raise StatementError(
+                "genesis must be signed by the log key", code="genesis_signer", field="signer"
+            )
+        return log.log_key, None
+    if statement.kind == KIND_GENESIS:
+        raise StatementError(
+            "only entry 0 may be a genesis statement", code="genesis_not_first", field="kind"
+        )
+    record = view.key(statement.signer)
+    if record is None:
+        raise StatementError(
+            f"signer {statement.signer.hex()} is not a registered key",
+            code="unknown_signer",
+            field="signer",
+        )
+    if record.revoked_at is not None and index >= record.revoked_at:
+        raise StatementError(
+            f"signer key was revoked at index {record.revoked_at}",
+            code="key_revoked",
+            field="signer",
+        )
+    if index <= record.added_at:  # pragma: no cover - keys are added before later indices
+        raise StatementError("signer key is not yet registered", code="unknown_signer")
+    return VerifyingKey.from_bytes(record.public), record
+
+
+def admit(
+    signed: SignedStatement,
+    *,
+    index: int,
+    log: LogIdentity,
+    view: RegistryView,
+    signature_checked: bool = False,
+) -> Admission:
+    """Decide whether ``signed`` may be appended at ``index``.
+
+    Args:
+        signed: the parsed statement and its signature.
+        index: the log index it would take.
+        log: the log's origin and key.
+        view: the registry as of index ``index`` (before this statement).
+        signature_checked: the caller (a parallel auditor) has already verified
+            the signature with the key :func:`resolve_signer` returns.
+
+    Returns:
+        The signer and the registry changes the statement makes.
+
+    Raises:
+        StatementError, SignatureError, EncodingError: naming the field and rule.
+    """
+    key, record = resolve_signer(signed, index=index, log=log, view=view)
+    if not signature_checked:
+        try:
+            key.verify(signed.signature, signed.statement.signing_input())
+        except SignatureError as exc:
+            raise SignatureError(
+                "statement signature does not verify with the signer's key",
+                code="bad_signature",
+                field="signature",
+            ) from exc
+    if index == 0 and signed.statement.body.get("log_key") != log.log_key.to_base64():
+        raise StatementError(
+            "genesis names a different log key", code="genesis_log_key", field="body.log_key"
+        )
+    changes = registry_changes(signed, index=index, view=view, signer=record)
+    return Admission(signer_key=key, signer=record, changes=changes)

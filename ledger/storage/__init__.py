@@ -1,0 +1,132 @@
+"""The storage port: what the ledger needs from a database, and nothing more.
+
+A :class:`Store` holds entries (the exact signed statement bytes, never a
+re-serialised copy), the stored Merkle nodes (complete subtrees only), the
+registry state derived from the log, and the signed checkpoints. Appends happen
+inside :meth:`Store.write`: one transaction, serialised against every other
+writer (other threads and other processes), in which reads see the
+transaction's own writes, and which either commits everything or nothing.
+
+Implementations: :mod:`ledger.storage.memory` (the reference) and
+:mod:`ledger.storage.sql` (SQLAlchemy 2: SQLite and PostgreSQL). Both pass the
+same contract suite (tests/ledger/test_store_contract.py). This package holds no
+rule about what may be appended; that is :mod:`ledger.service`'s and
+:mod:`ledger.admission`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from ledger.hashing import Digest, KeyId
+from ledger.registry import KeyRecord, ParticipantRecord, RegistryChange
+from ledger.statements import Entry
+
+__all__ = ["NodeId", "Store", "StoredCheckpoint", "WriteTx"]
+
+NodeId = tuple[int, int]
+"""(level, index): the complete subtree over leaves [index * 2**level, (index + 1) * 2**level)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredCheckpoint:
+    """A signed checkpoint note as stored: its tree size, full note text, and when it was made."""
+
+    size: int
+    note: str
+    created_ms: int
+
+
+class _Reads(Protocol):
+    """Reads shared by a store and its write transactions."""
+
+    def size(self) -> int:
+        """Number of entries (the tree size)."""
+        ...
+
+    def entry_by_event_id(self, event_id: Digest) -> Entry | None:
+        """The entry whose statement has this event id, if any."""
+        ...
+
+    def nodes(self, node_ids: Sequence[NodeId]) -> dict[NodeId, Digest]:
+        """Hashes of stored nodes. Raises NotFoundError if one is missing."""
+        ...
+
+    def key(self, key_id: KeyId) -> KeyRecord | None:
+        """Registry record of a key (as of the newest entry)."""
+        ...
+
+    def participant(self, participant_id: str) -> ParticipantRecord | None:
+        """Registry record of a participant (as of the newest entry)."""
+        ...
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        """The checkpoint with the largest size, if any."""
+        ...
+
+
+class WriteTx(_Reads, Protocol):
+    """One append transaction. Reads see this transaction's own writes."""
+
+    def last_leaf_hash(self) -> Digest:
+        """Leaf hash of the newest entry (32 zero bytes for an empty log)."""
+        ...
+
+    def put_entry(self, entry: Entry, leaf_hash: Digest) -> None:
+        """Store an entry at ``entry.index``, which must equal ``size()``.
+
+        Raises:
+            ConflictError: the index is taken, leaves a gap, or the event id is stored.
+        """
+        ...
+
+    def put_nodes(self, nodes: Mapping[NodeId, Digest]) -> None:
+        """Store Merkle nodes (each written once; never overwritten)."""
+        ...
+
+    def apply_registry(self, changes: Sequence[RegistryChange]) -> None:
+        """Apply registry changes returned by the admission rules."""
+        ...
+
+    def put_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
+        """Store a signed checkpoint (one per size)."""
+        ...
+
+
+class Store(_Reads, Protocol):
+    """A ledger database."""
+
+    def write(self) -> AbstractContextManager[WriteTx]:
+        """Begin a serialised write transaction; commit on normal exit, roll back on error."""
+        ...
+
+    def entry(self, index: int) -> Entry:
+        """The entry at ``index``. Raises NotFoundError."""
+        ...
+
+    def entries(self, begin: int, end: int) -> Iterator[Entry]:
+        """Entries with ``begin <= index < end`` in index order, streamed."""
+        ...
+
+    def leaf_hashes(self, begin: int, end: int) -> Iterator[tuple[int, Digest]]:
+        """Stored level-0 node hashes for ``[begin, end)`` in order, streamed."""
+        ...
+
+    def keys(self) -> list[KeyRecord]:
+        """Every registered key (current state), by ``added_at``."""
+        ...
+
+    def participants(self) -> list[ParticipantRecord]:
+        """Every participant (current state), by ``enrolled_at``."""
+        ...
+
+    def checkpoints(self) -> Iterator[StoredCheckpoint]:
+        """Every stored checkpoint, by ascending size."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

@@ -1,0 +1,159 @@
+"""The in-memory reference store: plain lists and dicts behind a lock.
+
+It defines by example what the SQL store must do (the contract suite runs on
+both). It keeps nothing on disk. Its attributes are public on purpose so the
+property tests can damage the stored data below the service, the way a
+dishonest operator or a broken disk would.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from ledger.errors import ConflictError, NotFoundError
+from ledger.hashing import ZERO_HASH, Digest, KeyId
+from ledger.registry import KeyRecord, ParticipantRecord, Registry, RegistryChange
+from ledger.statements import Entry
+from ledger.storage import NodeId, StoredCheckpoint
+
+__all__ = ["MemoryStore"]
+
+
+@dataclass(slots=True)
+class _State:
+    entries: list[Entry] = field(default_factory=list)
+    by_event: dict[Digest, int] = field(default_factory=dict)
+    nodes: dict[NodeId, Digest] = field(default_factory=dict)
+    registry: Registry = field(default_factory=Registry)
+    checkpoints: dict[int, StoredCheckpoint] = field(default_factory=dict)
+
+
+class _Reader:
+    _state: _State
+
+    def size(self) -> int:
+        return len(self._state.entries)
+
+    def entry_by_event_id(self, event_id: Digest) -> Entry | None:
+        index = self._state.by_event.get(event_id)
+        return None if index is None else self._state.entries[index]
+
+    def nodes(self, node_ids: Sequence[NodeId]) -> dict[NodeId, Digest]:
+        try:
+            return {node_id: self._state.nodes[node_id] for node_id in node_ids}
+        except KeyError as exc:
+            raise NotFoundError(f"Merkle node {exc.args[0]} is not stored") from exc
+
+    def key(self, key_id: KeyId) -> KeyRecord | None:
+        return self._state.registry.key(key_id)
+
+    def participant(self, participant_id: str) -> ParticipantRecord | None:
+        return self._state.registry.participant(participant_id)
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        if not self._state.checkpoints:
+            return None
+        return self._state.checkpoints[max(self._state.checkpoints)]
+
+
+class _MemoryTx(_Reader):
+    def __init__(self, state: _State) -> None:
+        self._state = state
+        self.added_nodes: list[NodeId] = []
+        self.added_checkpoints: list[int] = []
+
+    def last_leaf_hash(self) -> Digest:
+        size = len(self._state.entries)
+        return ZERO_HASH if size == 0 else self._state.nodes[(0, size - 1)]
+
+    def put_entry(self, entry: Entry, leaf_hash: Digest) -> None:
+        if entry.index != len(self._state.entries):
+            raise ConflictError(
+                f"entry index {entry.index} is not the next index {len(self._state.entries)}"
+            )
+        if entry.event_id in self._state.by_event:
+            raise ConflictError("event id already stored")
+        self._state.entries.append(entry)
+        self._state.by_event[entry.event_id] = entry.index
+        self._state.nodes[(0, entry.index)] = leaf_hash
+        self.added_nodes.append((0, entry.index))
+
+    def put_nodes(self, nodes: Mapping[NodeId, Digest]) -> None:
+        for node_id, value in nodes.items():
+            if self._state.nodes.get(node_id, value) != value:
+                raise ConflictError(f"Merkle node {node_id} already stored with another hash")
+            if node_id not in self._state.nodes:
+                self.added_nodes.append(node_id)
+            self._state.nodes[node_id] = value
+
+    def apply_registry(self, changes: Sequence[RegistryChange]) -> None:
+        self._state.registry.apply(changes)
+
+    def put_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
+        if checkpoint.size not in self._state.checkpoints:
+            self.added_checkpoints.append(checkpoint.size)
+        self._state.checkpoints[checkpoint.size] = checkpoint
+
+
+class MemoryStore(_Reader):
+    """Reference :class:`~ledger.storage.Store` held in memory."""
+
+    def __init__(self) -> None:
+        self._state = _State()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def write(self) -> Iterator[_MemoryTx]:
+        """Write in place, undoing every change if the block raises."""
+        with self._lock:
+            state = self._state
+            size = len(state.entries)
+            registry_before = Registry(
+                keys=dict(state.registry.keys), participants=dict(state.registry.participants)
+            )
+            tx = _MemoryTx(state)
+            try:
+                yield tx
+            except BaseException:
+                for entry in state.entries[size:]:
+                    state.by_event.pop(entry.event_id, None)
+                del state.entries[size:]
+                for node_id in tx.added_nodes:
+                    state.nodes.pop(node_id, None)
+                state.registry = registry_before
+                for cp_size in tx.added_checkpoints:
+                    state.checkpoints.pop(cp_size, None)
+                raise
+
+    def entry(self, index: int) -> Entry:
+        if not 0 <= index < len(self._state.entries):
+            raise NotFoundError(f"no entry at index {index}")
+        return self._state.entries[index]
+
+    def entries(self, begin: int, end: int) -> Iterator[Entry]:
+        yield from self._state.entries[begin:end]
+
+    def leaf_hashes(self, begin: int, end: int) -> Iterator[tuple[int, Digest]]:
+        for index in range(begin, min(end, len(self._state.entries))):
+            node = self._state.nodes.get((0, index))
+            if node is not None:
+                yield index, node
+
+    def keys(self) -> list[KeyRecord]:
+        return sorted(self._state.registry.keys.values(), key=lambda k: (k.added_at, k.key_id))
+
+    def participants(self) -> list[ParticipantRecord]:
+        return sorted(
+            self._state.registry.participants.values(),
+            key=lambda p: (p.enrolled_at, p.participant_id),
+        )
+
+    def checkpoints(self) -> Iterator[StoredCheckpoint]:
+        for size in sorted(self._state.checkpoints):
+            yield self._state.checkpoints[size]
+
+    def close(self) -> None:
+        """Nothing to release."""
