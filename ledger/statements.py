@@ -59,12 +59,10 @@ _KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _ORIGIN_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 # RFC 3339 date-time with a mandatory offset (Z or +hh:mm); fractions allowed.
-_RFC3339_RE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"
-)
+_RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
 
 
-def check_origin(origin: str, *, field: str = "origin") -> str:
+def check_origin(origin: object, *, field: str = "origin") -> str:
     """A log origin: 1-255 printable ASCII characters without spaces (C2SP origin line).
 
     Raises:

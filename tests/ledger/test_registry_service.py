@@ -25,7 +25,7 @@ def snapshot(world):
     store = world.store
     return (
         store.size(),
-        [(k.key_id, k.revoked_at) for k in store.keys()],
+        [(k.key_id, k.revoked_at) for k in store.keys()],  # noqa: SIM118 - Store.keys() is a method, not dict.keys
         [p.participant_id for p in store.participants()],
         [c.size for c in store.checkpoints()],
     )
