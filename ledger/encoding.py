@@ -96,7 +96,9 @@ def _check_string(text: str, path: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise EncodingError(
-            f"{path or 'string'}: lone surrogate in string", code="lone_surrogate", field=path or None
+            f"{path or 'string'}: lone surrogate in string",
+            code="lone_surrogate",
+            field=path or None,
         ) from exc
 
 
@@ -137,7 +139,9 @@ def decode_json(data: bytes) -> JSONValue:
             parse_constant=_reject_constant,
         )
     except json.JSONDecodeError as exc:
-        raise EncodingError(f"invalid JSON: {exc.msg} at offset {exc.pos}", code="invalid_json") from exc
+        raise EncodingError(
+            f"invalid JSON: {exc.msg} at offset {exc.pos}", code="invalid_json"
+        ) from exc
     _check_value(value, "")
     return value
 

@@ -81,9 +81,7 @@ class VerifyingKey:
             SignatureError: wrong length or the signature does not verify.
         """
         if len(signature) != SIGNATURE_SIZE:
-            raise SignatureError(
-                f"signature must be {SIGNATURE_SIZE} bytes, got {len(signature)}"
-            )
+            raise SignatureError(f"signature must be {SIGNATURE_SIZE} bytes, got {len(signature)}")
         try:
             self._key.verify(signature, message)
         except InvalidSignature as exc:

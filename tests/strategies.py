@@ -9,9 +9,7 @@ from hypothesis import strategies as st
 from ledger.encoding import MAX_SAFE_INTEGER
 
 # Text without lone surrogates (they are not valid UTF-8 and are rejected).
-json_text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12
-)
+json_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
 
 json_scalars = st.one_of(
     st.none(),

@@ -83,7 +83,10 @@ def new_world(store: Store | None = None, *, checkpoint_delay_ms: int = 0) -> Wo
     operator = seeded(2)
     clock = Clock()
     request = build_enrolment_request(
-        origin=ORIGIN, participant_id="operator", signer=operator, time=TIME,
+        origin=ORIGIN,
+        participant_id="operator",
+        signer=operator,
+        time=TIME,
         profile={"role": "operator"},
     )
     ledger = Ledger.initialise(

@@ -39,7 +39,9 @@ def envelope(**overrides):
 
 
 def test_build_is_canonical_and_ids_are_sha256():
-    stmt = Statement.build(origin=ORIGIN, kind="harvest", signer=SIGNER.key_id, time=TIME, body={"b": 1, "a": 2})
+    stmt = Statement.build(
+        origin=ORIGIN, kind="harvest", signer=SIGNER.key_id, time=TIME, body={"b": 1, "a": 2}
+    )
     assert stmt.raw == rfc8785.dumps(envelope(body={"a": 2, "b": 1}))
     assert stmt.event_id == hashlib.sha256(stmt.raw).digest()
     assert stmt.signing_input() == STATEMENT_DOMAIN + stmt.raw
@@ -135,7 +137,9 @@ def test_from_wire_checks_base64_and_length():
     signature=st.binary(min_size=64, max_size=64),
 )
 def test_entry_fast_bytes_equal_rfc8785(index, accepted, prev, statement, signature):
-    entry = Entry(index=index, accepted_ms=accepted, prev=prev, statement=statement, signature=signature)
+    entry = Entry(
+        index=index, accepted_ms=accepted, prev=prev, statement=statement, signature=signature
+    )
     expected = rfc8785.dumps(
         {
             "accepted_ms": accepted,
