@@ -113,7 +113,8 @@ def read_private_key(path: Path) -> tuple[str, Signer]:
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise DataDirError(f"{path} is readable by others; chmod 600 it")
     text = path.read_text(encoding="ascii").strip()
-    parts = text.split("+")
+    # The base64 key may itself hold '+': split off at most the four name fields.
+    parts = text.split("+", 4)
     if len(parts) != 5 or text[: len(_PRIVATE_PREFIX)] != _PRIVATE_PREFIX:
         raise DataDirError(f"{path}: not a PRIVATE+KEY+name+hash+key string")
     name, hash_hex, b64 = parts[2], parts[3], parts[4]

@@ -289,7 +289,7 @@ def build_rotation_request(
     """A rotation request from ``old`` to ``new``, signed by both keys."""
     request: dict[str, Any] = {
         "new_key": new.public.to_base64(),
-        "old_key": old.key_id.hex(),
+        "old_key_id": old.key_id.hex(),
         "origin": check_origin(origin),
         "participant": check_participant_id(participant_id),
         "time": time,
@@ -452,18 +452,20 @@ def _rotate_changes(statement: Statement, index: int, view: RegistryView) -> lis
     _check_request(request, "rotate", "body.request")
     _same_origin(request, statement)
     sigs = _signatures(body, {"old", "new"})
-    old_id = KeyId(check_hex_digest(request["old_key"], field="body.request.old_key"))
+    old_id = KeyId(check_hex_digest(request["old_key_id"], field="body.request.old_key_id"))
     new_key = VerifyingKey.from_base64(request["new_key"])
     old = view.key(old_id)
     if old is None or old.participant != request["participant"]:
         raise StatementError(
-            "rotate: old_key is not a key of this participant",
+            "rotate: old_key_id is not a key of this participant",
             code="unknown_key",
-            field="body.request.old_key",
+            field="body.request.old_key_id",
         )
     if old.revoked_at is not None:
         raise StatementError(
-            "rotate: old_key is already revoked", code="key_revoked", field="body.request.old_key"
+            "rotate: old_key_id is already revoked",
+            code="key_revoked",
+            field="body.request.old_key_id",
         )
     if view.key(new_key.key_id) is not None:
         raise StatementError(
@@ -528,7 +530,7 @@ def _verified_enrol_request(
 def _check_request(request: dict[str, Any], kind: str, path: str) -> None:
     fields = {
         "enrol": {"key", "origin", "participant", "profile", "time", "type"},
-        "rotate": {"new_key", "old_key", "origin", "participant", "time", "type"},
+        "rotate": {"new_key", "old_key_id", "origin", "participant", "time", "type"},
     }[kind]
     _exact_fields(request, fields, path)
     if request["type"] != kind:
@@ -554,7 +556,7 @@ def _check_request(request: dict[str, Any], kind: str, path: str) -> None:
                 field=f"{path}.profile",
             )
     else:
-        check_hex_digest(request["old_key"], field=f"{path}.old_key")
+        check_hex_digest(request["old_key_id"], field=f"{path}.old_key_id")
         b64decode(_string(request, "new_key", f"{path}.new_key"), field=f"{path}.new_key")
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ledger.encoding import canonical_bytes, decode_canonical
+from ledger.encoding import MAX_SAFE_INTEGER, canonical_bytes, decode_canonical
 from ledger.errors import EncodingError
 from ledger.hashing import ZERO_HASH, Digest, KeyId, event_id, leaf_hash
 from ledger.keys import Signer, VerifyingKey, b64decode, b64encode
@@ -59,7 +59,9 @@ _KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _ORIGIN_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 # RFC 3339 date-time with a mandatory offset (Z or +hh:mm); fractions allowed.
-_RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
+_RFC3339_RE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$"
+)
 
 
 def check_origin(origin: object, *, field: str = "origin") -> str:
@@ -270,8 +272,10 @@ class Entry:
     signature: bytes
 
     def __post_init__(self) -> None:
-        if self.index < 0:
-            raise ValueError("index must be >= 0")
+        if not 0 <= self.index <= MAX_SAFE_INTEGER:
+            raise ValueError("index must be in [0, 2^53-1]")
+        if not 0 <= self.accepted_ms <= MAX_SAFE_INTEGER:
+            raise ValueError("accepted_ms must be in [0, 2^53-1]")
         if len(self.prev) != 32:
             raise ValueError("prev must be 32 bytes")
 

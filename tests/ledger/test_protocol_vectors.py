@@ -71,6 +71,7 @@ def check_canonical(vectors: Vectors) -> None:
         if not case["want_error"]:
             canonical = iv.canonical_json(iv.parse_json(data))
             _same(canonical.decode("utf-8"), case["canonical"], f"canonical.{name}")
+            _same(canonical.hex(), case["canonical_hex"], f"canonical.{name}.canonical_hex")
             iv.parse_canonical(canonical)
         elif name.startswith("not_canonical_"):
             iv.parse_json(data)  # parses fine ...
@@ -376,7 +377,7 @@ def test_generator_check_mode_reports_drift(tmp_path: Path) -> None:
 
 
 _FENCE = re.compile(r"^```(.*)$")
-_VECTOR_TAG = re.compile(r"^vector=([a-z_]+)\.([a-z0-9_]+)((?:\.[a-z0-9_]+)*)$")
+_VECTOR_TAG = re.compile(r"^([a-z_]+)\.([a-z0-9_]+)((?:\.[a-z0-9_]+)*)$")
 
 
 def doc_blocks(text: str) -> list[tuple[int, str, str]]:
@@ -402,7 +403,12 @@ def doc_blocks(text: str) -> list[tuple[int, str, str]]:
 
 
 def resolve_vector(vectors: Vectors, tag: str) -> str:
-    """``vector=<file>.<case>[.<field>...]``; lists of strings render one per line."""
+    """The text a block tagged ``vector=<file>.<case>[.<field>...]`` must hold.
+
+    A string is shown as is (without its final LF, which the block's last line
+    implies); a list of strings one per line; an integer in decimal; any other
+    JSON value as ``json.dumps(value, indent=2, ensure_ascii=False)``.
+    """
     match = _VECTOR_TAG.match(tag)
     assert match is not None, f"malformed tag {tag!r}"
     group, case, rest = match.group(1), match.group(2), match.group(3)
@@ -416,12 +422,12 @@ def resolve_vector(vectors: Vectors, tag: str) -> str:
             assert isinstance(value, dict)
             assert part in value, f"no field {part!r} in {tag}"
             value = value[part]
-    if isinstance(value, list):
-        assert all(isinstance(item, str) for item in value), tag
+    if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
         return "\n".join(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    assert isinstance(value, str), f"{tag} is not a string, an integer or a list of strings"
+    if not isinstance(value, str):
+        return json.dumps(value, indent=2, ensure_ascii=False)
     # A fenced block always ends its last line; a value's own final LF is implied by it.
     return value[:-1] if value.endswith("\n") else value
 
@@ -636,3 +642,19 @@ def test_independent_merkle_agrees_with_transparency_dev_vectors(path: Path) -> 
             run()
     else:
         run()
+
+
+JCS_DIR = ROOT / "tests" / "vectors" / "rfc8785-jcs" / "testdata"
+
+
+@pytest.mark.parametrize("path", sorted((JCS_DIR / "input").glob("*.json")), ids=lambda p: p.stem)
+def test_independent_canonical_json_agrees_with_rfc8785_vectors(path: Path) -> None:
+    """The independent encoder gives RFC 8785's published bytes; it refuses the float cases."""
+    raw = path.read_bytes()
+    expected = (JCS_DIR / "output" / path.name).read_bytes()
+    try:
+        value = iv.parse_json(raw)
+    except iv.VerifyError:
+        assert re.search(rb"\d[.eE]", raw), f"{path.name}: rejected although float-free"
+        return
+    assert iv.canonical_json(value) == expected

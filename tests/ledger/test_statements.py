@@ -175,3 +175,10 @@ def test_entry_from_bytes_rules():
     assert info.value.field == "prev"
     with pytest.raises(ValueError, match="index"):
         Entry(index=-1, accepted_ms=1, prev=ZERO_HASH, statement=b"", signature=b"")
+
+
+@pytest.mark.parametrize("offset", ["+05:99", "+24:00", "-12:60"])
+def test_time_offset_must_be_valid(offset):
+    with pytest.raises(EncodingError) as info:
+        Statement.from_bytes(canonical_bytes(envelope(time=f"2026-11-28T09:30:00{offset}")))
+    assert info.value.field == "time"
