@@ -46,8 +46,8 @@ app = typer.Typer(
 admin_app = typer.Typer(help="Operator commands: initialise and migrate a data directory.")
 app.add_typer(admin_app, name="admin")
 
-err = Console(stderr=True)
-out = Console()
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 DataDirOpt = Annotated[
     Path, typer.Option("--data-dir", help="Data directory (keys, default SQLite database).")
