@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ledger.errors import ConflictError, NotFoundError
 from ledger.hashing import ZERO_HASH, Digest, KeyId
-from ledger.registry import KeyRecord, ParticipantRecord, Registry, RegistryChange
+from ledger.registry import KeyRecord, ParticipantRecord, Registry, RegistryChange, RevokeKey
 from ledger.statements import Entry
 from ledger.storage import NodeId, StoredCheckpoint
 
@@ -26,6 +26,7 @@ __all__ = ["MemoryStore"]
 class _State:
     entries: list[Entry] = field(default_factory=list)
     by_event: dict[Digest, int] = field(default_factory=dict)
+    prev_links: set[Digest] = field(default_factory=set)
     nodes: dict[NodeId, Digest] = field(default_factory=dict)
     registry: Registry = field(default_factory=Registry)
     checkpoints: dict[int, StoredCheckpoint] = field(default_factory=dict)
@@ -76,6 +77,9 @@ class _MemoryTx(_Reader):
             )
         if entry.event_id in self._state.by_event:
             raise ConflictError("event id already stored")
+        if entry.prev in self._state.prev_links:
+            raise ConflictError("another entry already chains to this prev (a fork)")
+        self._state.prev_links.add(entry.prev)
         self._state.entries.append(entry)
         self._state.by_event[entry.event_id] = entry.index
         self._state.nodes[(0, entry.index)] = leaf_hash
@@ -90,6 +94,9 @@ class _MemoryTx(_Reader):
             self._state.nodes[node_id] = value
 
     def apply_registry(self, changes: Sequence[RegistryChange]) -> None:
+        for change in changes:
+            if isinstance(change, RevokeKey) and change.key_id not in self._state.registry.keys:
+                raise NotFoundError(f"key {change.key_id.hex()} is not registered")
         self._state.registry.apply(changes)
 
     def put_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
@@ -120,6 +127,7 @@ class MemoryStore(_Reader):
             except BaseException:
                 for entry in state.entries[size:]:
                     state.by_event.pop(entry.event_id, None)
+                    state.prev_links.discard(entry.prev)
                 del state.entries[size:]
                 for node_id in tx.added_nodes:
                     state.nodes.pop(node_id, None)
@@ -134,9 +142,13 @@ class MemoryStore(_Reader):
         return self._state.entries[index]
 
     def entries(self, begin: int, end: int) -> Iterator[Entry]:
+        if begin < 0:
+            raise ValueError("begin must be >= 0")
         yield from self._state.entries[begin:end]
 
     def leaf_hashes(self, begin: int, end: int) -> Iterator[tuple[int, Digest]]:
+        if begin < 0:
+            raise ValueError("begin must be >= 0")
         for index in range(begin, min(end, len(self._state.entries))):
             node = self._state.nodes.get((0, index))
             if node is not None:

@@ -1,0 +1,1159 @@
+"""The SQL store: :class:`~ledger.storage.Store` on SQLAlchemy 2 (SQLite and PostgreSQL).
+
+This module owns the tables (declared as SQLAlchemy ``Mapped`` row classes), the
+mapping between rows and the ledger's value types, the transaction discipline
+and the schema lifecycle (:func:`migrate`, :func:`schema_status`, and the check
+in :meth:`SqlStore.open`). It behaves like
+:class:`~ledger.storage.memory.MemoryStore`; the same contract suite runs on
+both (tests/ledger/test_store_contract.py). Where the reference is lax the SQL
+store is stricter, and never otherwise: it refuses a fork (a second entry with
+the same ``prev``), a key whose participant is not registered (foreign key),
+and a revocation of an unknown key (``NotFoundError``); a node that clashes
+with one already in the database is refused when the buffer is written rather
+than in :meth:`SqlWriteTx.put_nodes`.
+
+Durability and serialisation:
+
+* SQLite: every connection runs ``PRAGMA journal_mode=WAL``,
+  ``synchronous=FULL``, ``foreign_keys=ON`` and ``busy_timeout``. pysqlite's own
+  transaction handling is switched off; writes begin with ``BEGIN IMMEDIATE``
+  (one writer at a time, across OS processes), reads with a deferred ``BEGIN``
+  (the SQLAlchemy SQLite dialect's documented recipe).
+* PostgreSQL (psycopg 3): every writer first takes ``SELECT ... FROM log_head
+  WHERE id = 1 FOR UPDATE``, so appends serialise on the one head row.
+* On both, ``entries.idx`` is the primary key and ``entries.prev`` is unique, so
+  a gap is refused by :meth:`SqlWriteTx.put_entry` and a fork (two entries
+  chaining to one predecessor) cannot be stored at all.
+
+A write transaction buffers its puts in memory, answers reads from that buffer
+first, and writes the buffer with one ``executemany`` per table at commit (or
+earlier, when the buffer grows large). The exact signed statement bytes are
+stored as BLOB/BYTEA, never as JSON.
+
+It does not decide what may be appended (that is :mod:`ledger.service` and
+:mod:`ledger.admission`), compute Merkle nodes (:mod:`ledger.merkle`), or create
+tables implicitly: a database is initialised and upgraded only by
+:func:`migrate` (``mandi admin init`` / ``mandi admin migrate``). Every
+SQLAlchemy exception is wrapped: :class:`~sqlalchemy.exc.IntegrityError` becomes
+:class:`~ledger.errors.ConflictError`, anything else
+:class:`~ledger.errors.StorageError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from functools import lru_cache
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Connection,
+    Engine,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Select,
+    SmallInteger,
+    Text,
+    and_,
+    bindparam,
+    create_engine,
+    event,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from ledger.encoding import canonical_bytes
+from ledger.errors import ConflictError, NotFoundError, SchemaError, StorageError
+from ledger.hashing import Digest, KeyId
+from ledger.registry import (
+    AddKey,
+    AddParticipant,
+    KeyRecord,
+    ParticipantRecord,
+    RegistryChange,
+)
+from ledger.statements import Entry
+from ledger.storage import NodeId, Store, StoredCheckpoint, WriteTx
+
+__all__ = [
+    "DEFAULT_BUSY_TIMEOUT_MS",
+    "SqlStore",
+    "SqlWriteTx",
+    "default_sqlite_url",
+    "migrate",
+    "schema_status",
+]
+
+DEFAULT_BUSY_TIMEOUT_MS: Final = 30_000
+"""How long an SQLite connection waits for another writer's lock before failing."""
+
+CHUNK_ROWS: Final = 1000
+"""Rows per query when streaming entries, leaf hashes and checkpoints."""
+
+_MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
+_WRITE_OPTION: Final = "mandi_write"
+"""Execution option marking a connection whose transaction must begin IMMEDIATE."""
+
+
+# ---------------------------------------------------------------------------
+# Tables. The migration in migrations/versions/0001_initial.py creates the same
+# schema; change both together (and add a new revision, never edit an old one).
+
+# SQLite makes a single-column "INTEGER" primary key an alias of the rowid (no
+# second B-tree); BIGINT would not be. PostgreSQL keeps BIGINT.
+_INDEX_TYPE = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the ledger tables (its ``metadata`` drives Alembic)."""
+
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class EntryRow(Base):
+    """One log entry: the exact signed statement bytes at a dense index."""
+
+    __tablename__ = "entries"
+    __table_args__ = (
+        CheckConstraint("idx >= 0", name="idx_non_negative"),
+        CheckConstraint("length(event_id) = 32", name="event_id_length"),
+        CheckConstraint("length(prev) = 32", name="prev_length"),
+    )
+
+    idx: Mapped[int] = mapped_column(_INDEX_TYPE, primary_key=True, autoincrement=False)
+    event_id: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    accepted_ms: Mapped[int] = mapped_column(BigInteger)
+    # Unique: a second entry chaining to the same predecessor is a fork.
+    prev: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    statement: Mapped[bytes] = mapped_column(LargeBinary)
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class NodeRow(Base):
+    """A stored Merkle node: the hash of a complete subtree (level 0 = leaf hashes)."""
+
+    __tablename__ = "merkle_nodes"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class ParticipantRow(Base):
+    """A participant as of the newest entry; ``profile`` is canonical JSON text."""
+
+    __tablename__ = "participants"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    profile: Mapped[str] = mapped_column(Text)
+    enrolled_at: Mapped[int] = mapped_column(BigInteger)
+    operator: Mapped[bool] = mapped_column(Boolean)
+
+
+class KeyRow(Base):
+    """A participant key as of the newest entry."""
+
+    __tablename__ = "participant_keys"
+
+    key_id: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    participant: Mapped[str] = mapped_column(ForeignKey("participants.id"), index=True)
+    public: Mapped[bytes] = mapped_column(LargeBinary(32))
+    added_at: Mapped[int] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+    revoke_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class CheckpointRow(Base):
+    """A signed checkpoint note, one per tree size."""
+
+    __tablename__ = "checkpoints"
+
+    size: Mapped[int] = mapped_column(_INDEX_TYPE, primary_key=True, autoincrement=False)
+    note: Mapped[str] = mapped_column(Text)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class HeadRow(Base):
+    """The single log head row: size and newest leaf hash; writers lock it."""
+
+    __tablename__ = "log_head"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    size: Mapped[int] = mapped_column(BigInteger)
+    last_leaf: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class MetaRow(Base):
+    """Small named settings of this database, such as the log origin."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+# ---------------------------------------------------------------------------
+# Statements built once (SQLAlchemy caches their compiled form).
+
+_SEL_HEAD = select(HeadRow.size, HeadRow.last_leaf).where(HeadRow.id == 1)
+_SEL_HEAD_FOR_UPDATE = _SEL_HEAD.with_for_update()
+_UPD_HEAD = (
+    update(HeadRow)
+    .where(HeadRow.id == 1, HeadRow.size == bindparam("old_size"))
+    .values(size=bindparam("new_size"), last_leaf=bindparam("new_leaf"))
+)
+_ENTRY_COLUMNS = (
+    EntryRow.idx,
+    EntryRow.accepted_ms,
+    EntryRow.prev,
+    EntryRow.statement,
+    EntryRow.signature,
+)
+_SEL_ENTRY = select(*_ENTRY_COLUMNS).where(EntryRow.idx == bindparam("idx"))
+_SEL_ENTRY_BY_EVENT = select(*_ENTRY_COLUMNS).where(EntryRow.event_id == bindparam("event_id"))
+_SEL_ENTRIES = (
+    select(*_ENTRY_COLUMNS)
+    .where(EntryRow.idx >= bindparam("lo"), EntryRow.idx < bindparam("hi"))
+    .order_by(EntryRow.idx)
+    .limit(bindparam("n"))
+)
+# One lookup answers both "is this event id stored?" and "would this prev fork?".
+_SEL_CLASH = (
+    select(EntryRow.event_id, EntryRow.prev)
+    .where((EntryRow.event_id == bindparam("event_id")) | (EntryRow.prev == bindparam("prev")))
+    .limit(2)
+)
+_NODES_PER_QUERY: Final = 100
+"""Node ids per lookup; SQLite parses ``a OR b OR ...`` as a tree of this depth (max 1000)."""
+
+
+@lru_cache(maxsize=_NODES_PER_QUERY)
+def _sel_nodes(count: int) -> Select[int, int, bytes]:
+    """A lookup of ``count`` nodes by primary key.
+
+    An OR of ``level = ? AND idx = ?`` terms, not ``(level, idx) IN (...)``:
+    SQLite 3.40 answers the row-value IN with a full table scan, the OR with
+    one primary-key search per term (PostgreSQL is fast either way).
+    """
+    terms = [
+        and_(NodeRow.level == bindparam(f"l{i}"), NodeRow.idx == bindparam(f"i{i}"))
+        for i in range(count)
+    ]
+    return select(NodeRow.level, NodeRow.idx, NodeRow.hash).where(or_(*terms))
+
+
+_SEL_LEAVES = (
+    select(NodeRow.idx, NodeRow.hash)
+    .where(NodeRow.level == 0, NodeRow.idx >= bindparam("lo"), NodeRow.idx < bindparam("hi"))
+    .order_by(NodeRow.idx)
+    .limit(bindparam("n"))
+)
+_KEY_COLUMNS = (
+    KeyRow.key_id,
+    KeyRow.participant,
+    KeyRow.public,
+    KeyRow.added_at,
+    KeyRow.revoked_at,
+)
+_SEL_KEY = select(*_KEY_COLUMNS).where(KeyRow.key_id == bindparam("key_id"))
+_SEL_KEYS = select(*_KEY_COLUMNS)
+_PARTICIPANT_COLUMNS = (
+    ParticipantRow.id,
+    ParticipantRow.profile,
+    ParticipantRow.enrolled_at,
+    ParticipantRow.operator,
+)
+_SEL_PARTICIPANT = select(*_PARTICIPANT_COLUMNS).where(ParticipantRow.id == bindparam("pid"))
+_SEL_PARTICIPANTS = select(*_PARTICIPANT_COLUMNS)
+_CHECKPOINT_COLUMNS = (CheckpointRow.size, CheckpointRow.note, CheckpointRow.created_ms)
+_SEL_LATEST_CHECKPOINT = select(*_CHECKPOINT_COLUMNS).order_by(CheckpointRow.size.desc()).limit(1)
+_SEL_CHECKPOINTS = (
+    select(*_CHECKPOINT_COLUMNS)
+    .where(CheckpointRow.size >= bindparam("lo"))
+    .order_by(CheckpointRow.size)
+    .limit(bindparam("n"))
+)
+_SEL_META = select(MetaRow.value).where(MetaRow.key == bindparam("key"))
+_INS_ENTRIES = insert(EntryRow)
+_INS_NODES = insert(NodeRow)
+
+
+class _Upserts:
+    """INSERT ... ON CONFLICT DO UPDATE for one dialect (SQLite and PostgreSQL agree)."""
+
+    def __init__(self, dialect: str) -> None:
+        make = pg_insert if dialect == "postgresql" else sqlite_insert
+        participants = make(ParticipantRow)
+        self.participants = participants.on_conflict_do_update(
+            index_elements=[ParticipantRow.id],
+            set_={
+                "profile": participants.excluded.profile,
+                "enrolled_at": participants.excluded.enrolled_at,
+                "operator": participants.excluded.operator,
+            },
+        )
+        keys = make(KeyRow)
+        self.keys = keys.on_conflict_do_update(
+            index_elements=[KeyRow.key_id],
+            set_={
+                "participant": keys.excluded.participant,
+                "public": keys.excluded.public,
+                "added_at": keys.excluded.added_at,
+                "revoked_at": keys.excluded.revoked_at,
+                "revoke_reason": keys.excluded.revoke_reason,
+            },
+        )
+        checkpoints = make(CheckpointRow)
+        self.checkpoints = checkpoints.on_conflict_do_update(
+            index_elements=[CheckpointRow.size],
+            set_={
+                "note": checkpoints.excluded.note,
+                "created_ms": checkpoints.excluded.created_ms,
+            },
+        )
+        meta = make(MetaRow)
+        self.meta = meta.on_conflict_do_update(
+            index_elements=[MetaRow.key], set_={"value": meta.excluded.value}
+        )
+
+
+# ---------------------------------------------------------------------------
+# Error translation and row mapping.
+
+
+class _Translate:
+    """Turn SQLAlchemy exceptions into the ledger's StorageError family."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if isinstance(exc, IntegrityError):
+            raise ConflictError(f"the database refused the write: {exc.orig}") from exc
+        if isinstance(exc, SQLAlchemyError):
+            raise StorageError(f"database error: {_short(exc)}") from exc
+
+
+_TRANSLATE: Final = _Translate()
+
+
+def _short(exc: SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc).strip().splitlines()[0]
+
+
+def _entry(row: Any) -> Entry:
+    return Entry(
+        index=row.idx,
+        accepted_ms=row.accepted_ms,
+        prev=Digest(bytes(row.prev)),
+        statement=bytes(row.statement),
+        signature=bytes(row.signature),
+    )
+
+
+def _key(row: Any) -> KeyRecord:
+    return KeyRecord(
+        key_id=KeyId(bytes(row.key_id)),
+        participant=row.participant,
+        public=bytes(row.public),
+        added_at=row.added_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def _participant(row: Any) -> ParticipantRecord:
+    return ParticipantRecord(
+        participant_id=row.id,
+        profile=json.loads(row.profile),
+        enrolled_at=row.enrolled_at,
+        operator=bool(row.operator),
+    )
+
+
+def _checkpoint(row: Any) -> StoredCheckpoint:
+    return StoredCheckpoint(size=row.size, note=row.note, created_ms=row.created_ms)
+
+
+def _read_nodes(conn: Connection, node_ids: Sequence[NodeId]) -> dict[NodeId, Digest]:
+    """The stored subset of ``node_ids`` (one query per 100 distinct ids)."""
+    found: dict[NodeId, Digest] = {}
+    unique = list(dict.fromkeys(node_ids))
+    for start in range(0, len(unique), _NODES_PER_QUERY):
+        ids = unique[start : start + _NODES_PER_QUERY]
+        params: dict[str, int] = {}
+        for i, (level, index) in enumerate(ids):
+            params[f"l{i}"] = level
+            params[f"i{i}"] = index
+        for row in conn.execute(_sel_nodes(len(ids)), params):
+            found[(row.level, row.idx)] = Digest(bytes(row.hash))
+    return found
+
+
+def _require_nodes(node_ids: Sequence[NodeId], found: Mapping[NodeId, Digest]) -> None:
+    for node_id in node_ids:
+        if node_id not in found:
+            raise NotFoundError(f"Merkle node {node_id} is not stored")
+
+
+# ---------------------------------------------------------------------------
+# The write transaction.
+
+
+class SqlWriteTx:
+    """One append transaction (:class:`~ledger.storage.WriteTx`) on a locked connection.
+
+    Puts are buffered and written at commit; every read consults the buffer
+    before the database, so the transaction sees its own writes. Because the
+    transaction holds the log's write lock, nothing else changes the tables
+    while it runs, so it also remembers what it has read (keys, participants,
+    nodes, event ids found absent) instead of asking again. Obtain one from
+    :meth:`SqlStore.write`, never directly.
+    """
+
+    FLUSH_ROWS = 5000
+    """Buffered rows (entries plus nodes) after which the buffer is written early."""
+
+    def __init__(
+        self, conn: Connection, upserts: _Upserts, *, size: int, last_leaf: Digest
+    ) -> None:
+        self._conn = conn
+        self._upserts = upserts
+        self._head_size = size
+        self._size = size
+        self._last_leaf = last_leaf
+        self._open = True
+        # The buffer: written by _flush.
+        self._entry_rows: list[dict[str, Any]] = []
+        self._entries_by_event: dict[Digest, Entry] = {}
+        self._prevs: set[bytes] = set()
+        self._nodes: dict[NodeId, Digest] = {}
+        self._unchecked: list[NodeId] = []
+        """Buffered nodes from put_nodes not yet compared with the database."""
+        self._participants: dict[str, ParticipantRecord] = {}
+        self._keys: dict[KeyId, tuple[KeyRecord, str | None]] = {}
+        self._checkpoints: dict[int, StoredCheckpoint] = {}
+        # What this transaction has read from (or flushed to) the database.
+        self._absent_events: set[Digest] = set()
+        self._known_nodes: dict[NodeId, Digest] = {}
+        self._known_keys: dict[KeyId, KeyRecord | None] = {}
+        self._known_participants: dict[str, ParticipantRecord | None] = {}
+
+    # -- reads -------------------------------------------------------------
+
+    def size(self) -> int:
+        """Number of entries, including this transaction's."""
+        return self._size
+
+    def last_leaf_hash(self) -> Digest:
+        """Leaf hash of the newest entry (32 zero bytes for an empty log)."""
+        return self._last_leaf
+
+    def entry_by_event_id(self, event_id: Digest) -> Entry | None:
+        """The entry whose statement has this event id, if any."""
+        pending = self._entries_by_event.get(event_id)
+        if pending is not None:
+            return pending
+        if event_id in self._absent_events:
+            return None
+        with _TRANSLATE:
+            row = self._conn.execute(_SEL_ENTRY_BY_EVENT, {"event_id": event_id}).first()
+        if row is None:
+            self._absent_events.add(event_id)
+            return None
+        return _entry(row)
+
+    def nodes(self, node_ids: Sequence[NodeId]) -> dict[NodeId, Digest]:
+        """Hashes of stored nodes, buffered ones included.
+
+        Raises:
+            NotFoundError: a node is neither buffered nor stored.
+        """
+        result: dict[NodeId, Digest] = {}
+        missing: list[NodeId] = []
+        for node_id in node_ids:
+            value = self._nodes.get(node_id)
+            if value is None:
+                value = self._known_nodes.get(node_id)
+            if value is None:
+                missing.append(node_id)
+            else:
+                result[node_id] = value
+        if not missing:
+            return result
+        with _TRANSLATE:
+            stored = _read_nodes(self._conn, missing)
+        _require_nodes(missing, stored)
+        self._known_nodes.update(stored)
+        result.update(stored)
+        return {node_id: result[node_id] for node_id in node_ids}
+
+    def key(self, key_id: KeyId) -> KeyRecord | None:
+        """Registry record of a key, this transaction's changes included."""
+        pending = self._keys.get(key_id)
+        if pending is not None:
+            return pending[0]
+        if key_id in self._known_keys:
+            return self._known_keys[key_id]
+        with _TRANSLATE:
+            row = self._conn.execute(_SEL_KEY, {"key_id": key_id}).first()
+        record = None if row is None else _key(row)
+        self._known_keys[key_id] = record
+        return record
+
+    def participant(self, participant_id: str) -> ParticipantRecord | None:
+        """Registry record of a participant, this transaction's changes included."""
+        pending = self._participants.get(participant_id)
+        if pending is not None:
+            return pending
+        if participant_id in self._known_participants:
+            return self._known_participants[participant_id]
+        with _TRANSLATE:
+            row = self._conn.execute(_SEL_PARTICIPANT, {"pid": participant_id}).first()
+        record = None if row is None else _participant(row)
+        self._known_participants[participant_id] = record
+        return record
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        """The checkpoint with the largest size, this transaction's included."""
+        with _TRANSLATE:
+            row = self._conn.execute(_SEL_LATEST_CHECKPOINT).first()
+        stored = None if row is None else _checkpoint(row)
+        if self._checkpoints:
+            pending = self._checkpoints[max(self._checkpoints)]
+            if stored is None or pending.size >= stored.size:
+                return pending
+        return stored
+
+    # -- writes ------------------------------------------------------------
+
+    def put_entry(self, entry: Entry, leaf_hash: Digest) -> None:
+        """Store an entry at ``entry.index`` (which must equal ``size()``) and its leaf hash.
+
+        Raises:
+            ConflictError: the index is taken or leaves a gap, the event id is
+                stored, or ``entry.prev`` is already some entry's ``prev`` (a fork).
+        """
+        self._check_open()
+        if entry.index != self._size:
+            raise ConflictError(f"entry index {entry.index} is not the next index {self._size}")
+        event_id = entry.event_id
+        if event_id in self._entries_by_event:
+            raise ConflictError("event id already stored")
+        if entry.prev in self._prevs:
+            raise ConflictError(f"entry {entry.index} would fork the log: prev already chained")
+        # The usual append (event id just looked up and found absent, prev = the
+        # newest leaf) needs no query: with honest leaf hashes no stored entry
+        # can chain to the newest leaf, and the unique index on prev refuses a
+        # dishonest one when the buffer is written.
+        if event_id not in self._absent_events or entry.prev != self._last_leaf:
+            with _TRANSLATE:
+                clashes = self._conn.execute(
+                    _SEL_CLASH, {"event_id": event_id, "prev": entry.prev}
+                ).all()
+            for clash in clashes:
+                if clash.event_id == event_id:
+                    raise ConflictError("event id already stored")
+            if clashes:
+                raise ConflictError(f"entry {entry.index} would fork the log: prev already chained")
+        self._absent_events.discard(event_id)
+        self._entry_rows.append(
+            {
+                "idx": entry.index,
+                "event_id": event_id,
+                "accepted_ms": entry.accepted_ms,
+                "prev": entry.prev,
+                "statement": entry.statement,
+                "signature": entry.signature,
+            }
+        )
+        self._entries_by_event[event_id] = entry
+        self._prevs.add(entry.prev)
+        self._nodes[(0, entry.index)] = leaf_hash
+        self._size += 1
+        self._last_leaf = leaf_hash
+        self._maybe_flush()
+
+    def put_nodes(self, nodes: Mapping[NodeId, Digest]) -> None:
+        """Store Merkle nodes; re-putting a stored node with the same hash is a no-op.
+
+        Nodes already in this transaction's buffer are compared here; nodes
+        already in the database are compared in one batched query when the
+        buffer is written (at commit at the latest), so an append costs no
+        extra round trip.
+
+        Raises:
+            ConflictError: a node is already stored with another hash (here,
+                keeping nothing of this call, or when the buffer is written).
+        """
+        self._check_open()
+        fresh: list[NodeId] = []
+        for node_id, value in nodes.items():
+            buffered = self._nodes.get(node_id)
+            if buffered is None:
+                buffered = self._known_nodes.get(node_id)
+            if buffered is None:
+                fresh.append(node_id)
+            elif buffered != value:
+                raise ConflictError(f"Merkle node {node_id} already stored with another hash")
+        for node_id in fresh:
+            self._nodes[node_id] = nodes[node_id]
+        self._unchecked.extend(fresh)
+        self._maybe_flush()
+
+    def apply_registry(self, changes: Sequence[RegistryChange]) -> None:
+        """Apply registry changes in order (all or none).
+
+        Raises:
+            NotFoundError: a revocation names a key that is not registered.
+        """
+        self._check_open()
+        participants: dict[str, ParticipantRecord] = {}
+        keys: dict[KeyId, tuple[KeyRecord, str | None]] = {}
+        for change in changes:
+            if isinstance(change, AddParticipant):
+                participants[change.participant_id] = ParticipantRecord(
+                    participant_id=change.participant_id,
+                    profile=change.profile,
+                    enrolled_at=change.index,
+                    operator=change.operator,
+                )
+            elif isinstance(change, AddKey):
+                keys[change.key_id] = (
+                    KeyRecord(
+                        key_id=change.key_id,
+                        participant=change.participant,
+                        public=change.public,
+                        added_at=change.index,
+                    ),
+                    None,
+                )
+            else:
+                old = keys[change.key_id][0] if change.key_id in keys else self.key(change.key_id)
+                if old is None:
+                    raise NotFoundError(f"cannot revoke unregistered key {change.key_id.hex()}")
+                keys[change.key_id] = (replace(old, revoked_at=change.index), change.reason)
+        self._participants.update(participants)
+        self._keys.update(keys)
+
+    def put_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
+        """Store a signed checkpoint (one per size; a second one for a size replaces it)."""
+        self._check_open()
+        self._checkpoints[checkpoint.size] = checkpoint
+
+    # -- commit machinery (used by SqlStore.write) ---------------------------
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise RuntimeError("this write transaction has ended")
+
+    def _maybe_flush(self) -> None:
+        if len(self._entry_rows) + len(self._nodes) >= self.FLUSH_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write the buffer (parents before children: participants before keys)."""
+        conn = self._conn
+        with _TRANSLATE:
+            if self._unchecked:
+                for node_id, value in _read_nodes(conn, self._unchecked).items():
+                    if self._nodes[node_id] != value:
+                        raise ConflictError(
+                            f"Merkle node {node_id} already stored with another hash"
+                        )
+                    del self._nodes[node_id]
+                    self._known_nodes[node_id] = value
+                self._unchecked.clear()
+            if self._participants:
+                conn.execute(
+                    self._upserts.participants,
+                    [
+                        {
+                            "id": p.participant_id,
+                            "profile": canonical_bytes(p.profile).decode("utf-8"),
+                            "enrolled_at": p.enrolled_at,
+                            "operator": p.operator,
+                        }
+                        for p in self._participants.values()
+                    ],
+                )
+            if self._keys:
+                conn.execute(
+                    self._upserts.keys,
+                    [
+                        {
+                            "key_id": k.key_id,
+                            "participant": k.participant,
+                            "public": k.public,
+                            "added_at": k.added_at,
+                            "revoked_at": k.revoked_at,
+                            "revoke_reason": reason,
+                        }
+                        for k, reason in self._keys.values()
+                    ],
+                )
+            if self._entry_rows:
+                conn.execute(_INS_ENTRIES, self._entry_rows)
+            if self._nodes:
+                conn.execute(
+                    _INS_NODES,
+                    [
+                        {"level": level, "idx": index, "hash": value}
+                        for (level, index), value in self._nodes.items()
+                    ],
+                )
+            if self._checkpoints:
+                conn.execute(
+                    self._upserts.checkpoints,
+                    [
+                        {"size": c.size, "note": c.note, "created_ms": c.created_ms}
+                        for c in self._checkpoints.values()
+                    ],
+                )
+        # Flushed rows are in the database now, visible to this transaction only.
+        self._known_nodes.update(self._nodes)
+        self._known_keys.update((key_id, pair[0]) for key_id, pair in self._keys.items())
+        self._known_participants.update(self._participants)
+        self._entry_rows.clear()
+        self._entries_by_event.clear()
+        self._prevs.clear()
+        self._nodes.clear()
+        self._unchecked.clear()
+        self._participants.clear()
+        self._keys.clear()
+        self._checkpoints.clear()
+
+    def _commit_prepare(self) -> None:
+        """Flush and move the head; the caller then commits."""
+        self._flush()
+        if self._size != self._head_size:
+            with _TRANSLATE:
+                moved = self._conn.execute(
+                    _UPD_HEAD,
+                    {
+                        "old_size": self._head_size,
+                        "new_size": self._size,
+                        "new_leaf": self._last_leaf,
+                    },
+                ).rowcount
+            if moved != 1:
+                raise ConflictError("the log head moved under this transaction")
+
+
+# ---------------------------------------------------------------------------
+# The store.
+
+
+class SqlStore:
+    """:class:`~ledger.storage.Store` on SQLite or PostgreSQL. Build with :meth:`open`."""
+
+    def __init__(self, engine: Engine) -> None:
+        """Wrap an engine made by :func:`_make_engine` whose schema is at head."""
+        self._engine = engine
+        self._upserts = _Upserts(engine.dialect.name)
+        self._chunk_rows = CHUNK_ROWS
+
+    @classmethod
+    def open(cls, url: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> SqlStore:
+        """Connect to an initialised database whose schema is at the head revision.
+
+        Args:
+            url: a SQLAlchemy URL: ``sqlite:///path`` or ``postgresql://...``
+                (rewritten to the psycopg 3 driver).
+            busy_timeout_ms: SQLite only: how long to wait for another writer.
+
+        Raises:
+            SchemaError: the database does not exist, is not initialised, or
+                its schema is not at the head revision.
+            StorageError: the database cannot be reached.
+        """
+        parsed = _normalise_url(url)
+        if _sqlite_file_missing(parsed):
+            raise SchemaError(_not_initialised(parsed))
+        engine = _make_engine(parsed, busy_timeout_ms=busy_timeout_ms)
+        try:
+            current, head = _revisions(engine)
+            if current is None:
+                raise SchemaError(_not_initialised(parsed))
+            if current != head:
+                raise SchemaError(
+                    f"schema revision {current} of the database at {_display(parsed)} "
+                    f"is older than {head}: run `mandi admin migrate`"
+                    if _is_ancestor(current, head)
+                    else f"schema revision {current} of the database at {_display(parsed)} "
+                    f"is unknown to this version of Mandi (head {head}): upgrade Mandi"
+                )
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine)
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, for admin tools and tests; never write through it."""
+        return self._engine
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password hidden."""
+        return _display(self._engine.url)
+
+    @contextmanager
+    def _connect(self, *, write: bool = False) -> Iterator[Connection]:
+        with _TRANSLATE, self._engine.connect() as conn:
+            if write:
+                conn.execution_options(**{_WRITE_OPTION: True})
+            yield conn
+
+    # -- Store protocol ------------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[SqlWriteTx]:
+        """Begin a serialised write transaction; commit on normal exit, roll back on error.
+
+        Raises:
+            ConflictError: the database refused the buffered writes at commit.
+            StorageError: the database failed (on SQLite also: another writer
+                held the lock for longer than ``busy_timeout_ms``).
+        """
+        with self._connect(write=True) as conn, conn.begin():
+            head = conn.execute(_SEL_HEAD_FOR_UPDATE).first()
+            if head is None:
+                raise StorageError("the log_head row is missing")
+            tx = SqlWriteTx(
+                conn, self._upserts, size=head.size, last_leaf=Digest(bytes(head.last_leaf))
+            )
+            try:
+                yield tx
+                tx._commit_prepare()
+            finally:
+                tx._open = False
+
+    def size(self) -> int:
+        """Number of entries (the tree size)."""
+        with self._connect() as conn:
+            row = conn.execute(_SEL_HEAD).first()
+        if row is None:
+            raise StorageError("the log_head row is missing")
+        return int(row.size)
+
+    def entry(self, index: int) -> Entry:
+        """The entry at ``index``.
+
+        Raises:
+            NotFoundError: no entry at ``index``.
+        """
+        with self._connect() as conn:
+            row = conn.execute(_SEL_ENTRY, {"idx": index}).first()
+        if row is None:
+            raise NotFoundError(f"no entry at index {index}")
+        return _entry(row)
+
+    def entry_by_event_id(self, event_id: Digest) -> Entry | None:
+        """The entry whose statement has this event id, if any."""
+        with self._connect() as conn:
+            row = conn.execute(_SEL_ENTRY_BY_EVENT, {"event_id": event_id}).first()
+        return None if row is None else _entry(row)
+
+    def entries(self, begin: int, end: int) -> Iterator[Entry]:
+        """Entries with ``begin <= index < end`` in index order.
+
+        Streams :data:`CHUNK_ROWS` rows per query (keyset pagination on the
+        index), each chunk in its own short read transaction; memory stays
+        constant whatever the range.
+
+        Raises:
+            ValueError: ``begin < 0``.
+        """
+        if begin < 0:
+            raise ValueError("begin must be >= 0")
+        cursor = begin
+        while cursor < end:
+            with self._connect() as conn:
+                rows = conn.execute(
+                    _SEL_ENTRIES, {"lo": cursor, "hi": end, "n": self._chunk_rows}
+                ).all()
+            for row in rows:
+                yield _entry(row)
+            if len(rows) < self._chunk_rows:
+                return
+            cursor = rows[-1].idx + 1
+
+    def leaf_hashes(self, begin: int, end: int) -> Iterator[tuple[int, Digest]]:
+        """Stored level-0 node hashes for ``[begin, min(end, size))`` in order, streamed.
+
+        Raises:
+            ValueError: ``begin < 0``.
+        """
+        if begin < 0:
+            raise ValueError("begin must be >= 0")
+        cursor, end = begin, min(end, self.size())
+        while cursor < end:
+            with self._connect() as conn:
+                rows = conn.execute(
+                    _SEL_LEAVES, {"lo": cursor, "hi": end, "n": self._chunk_rows}
+                ).all()
+            for row in rows:
+                yield row.idx, Digest(bytes(row.hash))
+            if len(rows) < self._chunk_rows:
+                return
+            cursor = rows[-1].idx + 1
+
+    def nodes(self, node_ids: Sequence[NodeId]) -> dict[NodeId, Digest]:
+        """Hashes of stored nodes, in the order asked.
+
+        Raises:
+            NotFoundError: a node is not stored.
+        """
+        with self._connect() as conn:
+            found = _read_nodes(conn, node_ids)
+        _require_nodes(node_ids, found)
+        return {node_id: found[node_id] for node_id in node_ids}
+
+    def key(self, key_id: KeyId) -> KeyRecord | None:
+        """Registry record of a key (as of the newest entry)."""
+        with self._connect() as conn:
+            row = conn.execute(_SEL_KEY, {"key_id": key_id}).first()
+        return None if row is None else _key(row)
+
+    def participant(self, participant_id: str) -> ParticipantRecord | None:
+        """Registry record of a participant (as of the newest entry)."""
+        with self._connect() as conn:
+            row = conn.execute(_SEL_PARTICIPANT, {"pid": participant_id}).first()
+        return None if row is None else _participant(row)
+
+    def keys(self) -> list[KeyRecord]:
+        """Every registered key, by ``(added_at, key_id)``."""
+        with self._connect() as conn:
+            rows = conn.execute(_SEL_KEYS).all()
+        # Sorted here, not in SQL: a database collation must not change the order.
+        return sorted((_key(row) for row in rows), key=lambda k: (k.added_at, k.key_id))
+
+    def participants(self) -> list[ParticipantRecord]:
+        """Every participant, by ``(enrolled_at, participant_id)``."""
+        with self._connect() as conn:
+            rows = conn.execute(_SEL_PARTICIPANTS).all()
+        return sorted(
+            (_participant(row) for row in rows),
+            key=lambda p: (p.enrolled_at, p.participant_id),
+        )
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        """The checkpoint with the largest size, if any."""
+        with self._connect() as conn:
+            row = conn.execute(_SEL_LATEST_CHECKPOINT).first()
+        return None if row is None else _checkpoint(row)
+
+    def checkpoints(self) -> Iterator[StoredCheckpoint]:
+        """Every stored checkpoint by ascending size, streamed."""
+        cursor = 0
+        while True:
+            with self._connect() as conn:
+                rows = conn.execute(_SEL_CHECKPOINTS, {"lo": cursor, "n": self._chunk_rows}).all()
+            for row in rows:
+                yield _checkpoint(row)
+            if len(rows) < self._chunk_rows:
+                return
+            cursor = rows[-1].size + 1
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    # -- beyond the protocol -------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        """A named setting of this database (such as the log origin), if set."""
+        with self._connect() as conn:
+            row = conn.execute(_SEL_META, {"key": key}).first()
+        return None if row is None else str(row.value)
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a named setting in its own write transaction (serialised like appends)."""
+        with self._connect(write=True) as conn, conn.begin():
+            conn.execute(_SEL_HEAD_FOR_UPDATE).first()
+            conn.execute(self._upserts.meta, {"key": key, "value": value})
+
+
+# ---------------------------------------------------------------------------
+# Engines, URLs and the schema lifecycle.
+
+
+def default_sqlite_url(data_dir: Path) -> str:
+    """``sqlite:///<absolute data_dir>/ledger.db``."""
+    path = data_dir.expanduser().resolve() / "ledger.db"
+    return URL.create("sqlite", database=str(path)).render_as_string()
+
+
+def migrate(url: str) -> None:
+    """Bring the schema to the head revision (``alembic upgrade head``).
+
+    Creates the SQLite file and its parent directory when missing. The whole
+    upgrade is one transaction (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: under a
+    transaction-scoped advisory lock), so concurrent callers do not collide.
+
+    Raises:
+        StorageError: the database cannot be reached or the upgrade failed.
+    """
+    parsed = _normalise_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = _make_engine(parsed, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS)
+    try:
+        with _TRANSLATE, engine.connect() as conn:
+            conn.execution_options(**{_WRITE_OPTION: True})
+            with conn.begin():
+                if engine.dialect.name == "postgresql":
+                    # Arbitrary constant: "mandi" in ASCII.
+                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(461766878825)")
+                config = _alembic_config()
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+    finally:
+        engine.dispose()
+
+
+def schema_status(url: str) -> tuple[str | None, str]:
+    """The database's current schema revision (None if not initialised) and the head.
+
+    Raises:
+        StorageError: the database cannot be reached.
+    """
+    parsed = _normalise_url(url)
+    if _sqlite_file_missing(parsed):
+        return None, _head_revision()
+    engine = _make_engine(parsed, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS)
+    try:
+        return _revisions(engine)
+    finally:
+        engine.dispose()
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS_DIR))
+    return config
+
+
+def _head_revision() -> str:
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package ships its migrations
+        raise SchemaError("no schema migrations found in the installed package")
+    return head
+
+
+def _is_ancestor(revision: str, head: str) -> bool:
+    script = ScriptDirectory.from_config(_alembic_config())
+    return any(rev.revision == revision for rev in script.walk_revisions("base", head))
+
+
+def _revisions(engine: Engine) -> tuple[str | None, str]:
+    with _TRANSLATE, engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    return current, _head_revision()
+
+
+def _normalise_url(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StorageError(f"not a database URL: {exc}") from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise StorageError(f"unsupported database {backend!r}: use sqlite or postgresql")
+    return parsed
+
+
+def _display(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def _not_initialised(url: URL) -> str:
+    return f"database at {_display(url)} is not initialised: run `mandi admin init`"
+
+
+def _sqlite_file_missing(url: URL) -> bool:
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return False
+    if url.query.get("uri") in ("true", "1"):
+        return False
+    return not Path(url.database or "").expanduser().exists()
+
+
+def _make_engine(url: URL, *, busy_timeout_ms: int) -> Engine:
+    """An engine with the SQLite pragmas and transaction hooks installed."""
+    if url.get_backend_name() != "sqlite":
+        return create_engine(url)
+    if busy_timeout_ms < 0:
+        raise ValueError("busy_timeout_ms must be >= 0")
+    # The pool hands a connection to one thread at a time, so sharing across
+    # threads is safe; pysqlite's own check would forbid it.
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Switch pysqlite's implicit BEGIN off; _on_begin emits our own.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = FULL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the write lock up front: a deferred transaction that
+        # upgrades its read lock later can fail with SQLITE_BUSY at once.
+        immediate = conn.get_execution_options().get(_WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def _conforms(store: SqlStore, tx: SqlWriteTx) -> tuple[Store, WriteTx]:  # pragma: no cover
+    """Never called: makes mypy check that the classes satisfy the protocols."""
+    return store, tx
