@@ -1,0 +1,36 @@
+"""A writer process for the concurrency tests: appends statements, printing each acknowledged id.
+
+Usage: python -m tests.e2e.writer_process DATA_DIR WRITER_NAME COUNT
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from client.demo import demo_signer
+from ledger.datadir import open_ledger
+from ledger.statements import Statement, sign_statement
+
+
+def main() -> None:
+    data_dir, name, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    ledger = open_ledger(data_dir, checkpoint_delay_ms=50)
+    signer = demo_signer("farm.punjab.1")
+    for n in range(count):
+        statement = Statement.build(
+            origin=ledger.log.origin,
+            kind="harvest",
+            signer=signer.key_id,
+            time="2026-11-28T09:30:00+05:00",
+            body={"writer": name, "n": n},
+        )
+        result = ledger.append(sign_statement(signer, statement))
+        # Acknowledged only once the transaction committed.
+        print(f"{result.entry.index} {result.entry.event_id.hex()}", flush=True)
+    ledger.flush_checkpoint()
+    ledger.store.close()
+
+
+if __name__ == "__main__":
+    main()
