@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ledger.admission import (
     Admission,
+    LedgerView,
     LogIdentity,
     admit,
     resolve_signer,
@@ -18,6 +19,7 @@ from ledger.admission import (
 from ledger.audit import (
     AuditReport,
     Finding,
+    ReplayState,
     audit_log,
 )
 from ledger.checkpoint import (
@@ -125,6 +127,7 @@ from ledger.service import (
     DEFAULT_CHECKPOINT_DELAY_MS,
     MAX_BATCH,
     AppendResult,
+    HistoryItem,
     Ledger,
     wall_clock_ms,
 )
@@ -188,10 +191,12 @@ __all__ = [
     "EncodingError",
     "Entry",
     "Finding",
+    "HistoryItem",
     "KeyId",
     "KeyRecord",
     "Ledger",
     "LedgerError",
+    "LedgerView",
     "LogIdentity",
     "NodeId",
     "NotFoundError",
@@ -203,6 +208,7 @@ __all__ = [
     "Registry",
     "RegistryChange",
     "RegistryView",
+    "ReplayState",
     "RevokeKey",
     "RootMismatchError",
     "RuleError",

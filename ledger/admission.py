@@ -10,11 +10,15 @@ exactly one place.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
+from ledger.domain.participants import ROLE_OPERATOR, role_of, validate_profile
+from ledger.domain.rules import DomainChange, DomainView, domain_changes
 from ledger.errors import SignatureError, StatementError
 from ledger.keys import VerifyingKey
 from ledger.registry import (
     KIND_GENESIS,
+    AddParticipant,
     KeyRecord,
     RegistryChange,
     RegistryView,
@@ -22,7 +26,11 @@ from ledger.registry import (
 )
 from ledger.statements import SignedStatement
 
-__all__ = ["Admission", "LogIdentity", "admit", "resolve_signer"]
+__all__ = ["Admission", "LedgerView", "LogIdentity", "admit", "resolve_signer"]
+
+
+class LedgerView(RegistryView, DomainView, Protocol):
+    """The state a statement is checked against: the registry and the domain."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,6 +48,7 @@ class Admission:
     signer_key: VerifyingKey
     signer: KeyRecord | None
     changes: list[RegistryChange]
+    domain: list[DomainChange]
 
 
 def resolve_signer(
@@ -93,8 +102,9 @@ def admit(
     signed: SignedStatement,
     *,
     index: int,
+    accepted_ms: int,
     log: LogIdentity,
-    view: RegistryView,
+    view: LedgerView,
     signature_checked: bool = False,
 ) -> Admission:
     """Decide whether ``signed`` may be appended at ``index``.
@@ -102,8 +112,11 @@ def admit(
     Args:
         signed: the parsed statement and its signature.
         index: the log index it would take.
+        accepted_ms: the acceptance time the entry records (the domain's time rules
+            compare the claimed time with it).
         log: the log's origin and key.
-        view: the registry as of index ``index`` (before this statement).
+        view: the registry and domain state as of index ``index`` (before this
+            statement).
         signature_checked: the caller (a parallel auditor) has already verified
             the signature with the key :func:`resolve_signer` returns.
 
@@ -128,4 +141,43 @@ def admit(
             "genesis names a different log key", code="genesis_log_key", field="body.log_key"
         )
     changes = registry_changes(signed, index=index, view=view, signer=record)
-    return Admission(signer_key=key, signer=record, changes=changes)
+    for change in changes:
+        if isinstance(change, AddParticipant):
+            _check_new_profile(change, genesis=index == 0)
+    domain: list[DomainChange] = []
+    if record is not None:
+        participant = view.participant(record.participant)
+        if participant is None:  # pragma: no cover - a registered key has a participant
+            raise StatementError("signer has no participant record", code="unknown_signer")
+
+        def participant_role(participant_id: str) -> str | None:
+            found = view.participant(participant_id)
+            return None if found is None else role_of(found)
+
+        domain = domain_changes(
+            signed.statement,
+            event_id=signed.event_id,
+            index=index,
+            accepted_ms=accepted_ms,
+            participant=participant,
+            view=view,
+            participant_role=participant_role,
+        )
+    return Admission(signer_key=key, signer=record, changes=changes, domain=domain)
+
+
+def _check_new_profile(change: AddParticipant, *, genesis: bool) -> None:
+    path = "body.operator.request.profile" if genesis else "body.request.profile"
+    profile = validate_profile(change.profile, path)
+    if genesis and profile.role != ROLE_OPERATOR:
+        raise StatementError(
+            f"{path}.role: the genesis enrols the operator, role must be 'operator'",
+            code="genesis_role",
+            field=f"{path}.role",
+        )
+    if not genesis and profile.role == ROLE_OPERATOR:
+        raise StatementError(
+            f"{path}.role: there is one operator, enrolled by the genesis",
+            code="operator_role_reserved",
+            field=f"{path}.role",
+        )

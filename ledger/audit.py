@@ -26,13 +26,15 @@ from typing import Any
 
 from ledger.admission import LogIdentity, admit
 from ledger.checkpoint import NoteVerifier, open_checkpoint
+from ledger.domain.rules import EventRecord, LotState, ShipmentState
+from ledger.domain.state import DomainState
 from ledger.errors import LedgerError
-from ledger.hashing import ZERO_HASH, Digest
+from ledger.hashing import ZERO_HASH, Digest, KeyId
 from ledger.merkle import CompactRange, verify_consistency
-from ledger.registry import Registry
+from ledger.registry import KeyRecord, ParticipantRecord, Registry
 from ledger.statements import Entry, SignedStatement
 
-__all__ = ["AuditReport", "Finding", "audit_log"]
+__all__ = ["AuditReport", "Finding", "ReplayState", "audit_log"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,6 +128,38 @@ class AuditReport:
         return json.dumps(self.to_json(), indent=2, sort_keys=True)
 
 
+class ReplayState:
+    """The registry and domain state an audit replays the log into.
+
+    Memory grows with the number of participants and lots (not with the number
+    of entries): that is the state the rules need to re-check every statement.
+    """
+
+    def __init__(self) -> None:
+        self.registry = Registry()
+        self.domain = DomainState()
+
+    def key(self, key_id: KeyId) -> KeyRecord | None:
+        """See :class:`~ledger.registry.RegistryView`."""
+        return self.registry.key(key_id)
+
+    def participant(self, participant_id: str) -> ParticipantRecord | None:
+        """See :class:`~ledger.registry.RegistryView`."""
+        return self.registry.participant(participant_id)
+
+    def lot(self, lot_id: str) -> LotState | None:
+        """See :class:`~ledger.domain.rules.DomainView`."""
+        return self.domain.lot(lot_id)
+
+    def shipment(self, event_id: bytes) -> ShipmentState | None:
+        """See :class:`~ledger.domain.rules.DomainView`."""
+        return self.domain.shipment(event_id)
+
+    def event(self, event_id: bytes) -> EventRecord | None:
+        """See :class:`~ledger.domain.rules.DomainView`."""
+        return self.domain.event(event_id)
+
+
 @dataclass(slots=True)
 class _Collector:
     limit: int
@@ -177,7 +211,7 @@ def audit_log(
     if saved is not None:
         checkpoint_roots.expect(saved[0], saved[1], label="saved checkpoint")
     leaves = iter(stored_leaves) if stored_leaves is not None else None
-    registry = Registry()
+    registry = ReplayState()
     tree = CompactRange()
     prev = ZERO_HASH
     position = 0
@@ -213,7 +247,7 @@ def _check_entry(
     entry: Entry,
     position: int,
     prev: Digest,
-    registry: Registry,
+    registry: ReplayState,
     log: LogIdentity,
     out: _Collector,
 ) -> None:
@@ -244,11 +278,21 @@ def _check_entry(
         out.add(Finding(index=position, check=exc.code, message=f"statement: {exc.message}"))
         return
     try:
-        admission = admit(signed, index=position, log=log, view=registry)
+        admission = admit(
+            signed, index=position, accepted_ms=entry.accepted_ms, log=log, view=registry
+        )
     except LedgerError as exc:
-        out.add(Finding(index=position, check=exc.code, message=exc.message))
+        out.add(
+            Finding(
+                index=position,
+                check=exc.code,
+                message=exc.message,
+                lot=getattr(exc, "lot", None),
+            )
+        )
         return
-    registry.apply(admission.changes)
+    registry.registry.apply(admission.changes)
+    registry.domain.apply(admission.domain)
 
 
 def _compare_stored_leaf(

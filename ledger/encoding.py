@@ -158,6 +158,8 @@ def decode_json(data: bytes) -> JSONValue:
         raise EncodingError(
             f"invalid JSON: {exc.msg} at offset {exc.pos}", code="invalid_json"
         ) from exc
+    except RecursionError as exc:
+        raise EncodingError("JSON nested too deeply", code="too_deep") from exc
     if _SURROGATE_ESCAPE.search(data):
         _check_value(value, "")
     return value

@@ -12,12 +12,21 @@ from __future__ import annotations
 import time as _time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ledger.admission import LogIdentity, admit
 from ledger.checkpoint import Checkpoint, sign_checkpoint
+from ledger.domain.rules import LotState
+from ledger.domain.trace import (
+    MAX_TRACE_DEPTH,
+    Trace,
+    recalled_upstream,
+    trace_back,
+    trace_forward,
+)
 from ledger.errors import NotFoundError, ProofError
 from ledger.hashing import Digest
-from ledger.keys import Signer
+from ledger.keys import Signer, VerifyingKey
 from ledger.merkle import (
     consistency_proof_node_ids,
     inclusion_proof_node_ids,
@@ -26,10 +35,17 @@ from ledger.merkle import (
     root_node_ids,
 )
 from ledger.registry import SignedRequest, build_genesis
-from ledger.statements import Entry, SignedStatement
+from ledger.statements import Entry, SignedStatement, Statement
 from ledger.storage import NodeId, Store, StoredCheckpoint, WriteTx
 
-__all__ = ["DEFAULT_CHECKPOINT_DELAY_MS", "MAX_BATCH", "AppendResult", "Ledger", "wall_clock_ms"]
+__all__ = [
+    "DEFAULT_CHECKPOINT_DELAY_MS",
+    "MAX_BATCH",
+    "AppendResult",
+    "HistoryItem",
+    "Ledger",
+    "wall_clock_ms",
+]
 
 DEFAULT_CHECKPOINT_DELAY_MS = 1000
 MAX_BATCH = 500
@@ -39,6 +55,20 @@ MAX_BATCH = 500
 def wall_clock_ms() -> int:
     """Milliseconds since the Unix epoch, UTC."""
     return _time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryItem:
+    """One statement in a lot's history, decoded from its stored signed bytes."""
+
+    index: int
+    event_id: Digest
+    kind: str
+    participant: str
+    time: str
+    accepted_ms: int
+    body: dict[str, Any]
+    corrected_by: int | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,6 +136,20 @@ class Ledger:
         ledger.flush_checkpoint()
         return ledger
 
+    @classmethod
+    def reader(cls, store: Store) -> Ledger:
+        """A read-only ledger over ``store``, naming the log as its genesis entry does.
+
+        For queries and proofs only: the identity comes from the data itself, so
+        it is no trust anchor (an auditor passes the vkey it was given instead).
+
+        Raises:
+            NotFoundError: the store holds no genesis entry.
+        """
+        genesis = Statement.from_bytes(store.entry(0).statement)
+        log_key = VerifyingKey.from_base64(str(genesis.body.get("log_key", "")))
+        return cls(store, log=LogIdentity(origin=genesis.origin, log_key=log_key))
+
     # -- appending -----------------------------------------------------------
 
     def append(self, signed: SignedStatement) -> AppendResult:
@@ -139,7 +183,7 @@ class Ledger:
                 if existing is not None:
                     results.append(AppendResult(entry=existing, created=False))
                     continue
-                admission = admit(signed, index=size, log=self.log, view=tx)
+                admission = admit(signed, index=size, accepted_ms=now, log=self.log, view=tx)
                 entry = Entry(
                     index=size,
                     accepted_ms=now,
@@ -153,6 +197,7 @@ class Ledger:
                 parents.pop((0, size), None)
                 tx.put_nodes(parents)
                 tx.apply_registry(admission.changes)
+                tx.apply_domain(admission.domain)
                 results.append(AppendResult(entry=entry, created=True))
                 prev = leaf
                 size += 1
@@ -258,6 +303,58 @@ class Ledger:
             )
         plan = consistency_proof_node_ids(size1, size2)
         return plan.build(self.store.nodes(plan.node_ids()))
+
+    # -- supply-chain queries (answered from indexed state, never by scanning the log)
+
+    def lot(self, lot_id: str) -> LotState:
+        """A lot's current state. Raises NotFoundError (``unknown_lot``)."""
+        state = self.store.lot(lot_id)
+        if state is None:
+            raise NotFoundError(f"lot {lot_id} does not exist", code="unknown_lot", field="lot")
+        return state
+
+    def history(self, lot_id: str) -> list[HistoryItem]:
+        """Every statement on a lot in log order, corrections and corrected ones included.
+
+        Raises:
+            NotFoundError: ``unknown_lot``.
+        """
+        self.lot(lot_id)
+        items: list[HistoryItem] = []
+        for line in self.store.history(lot_id):
+            entry = self.store.entry(line.index)
+            statement = Statement.from_bytes(entry.statement)
+            record = self.store.event(entry.event_id)
+            signer = self.store.key(statement.signer)
+            items.append(
+                HistoryItem(
+                    index=entry.index,
+                    event_id=entry.event_id,
+                    kind=statement.kind,
+                    participant=signer.participant if signer is not None else "",
+                    time=statement.time,
+                    accepted_ms=entry.accepted_ms,
+                    body=statement.body,
+                    corrected_by=record.corrected_by if record is not None else None,
+                )
+            )
+        return items
+
+    def trace_back(self, lot_id: str, *, max_depth: int = MAX_TRACE_DEPTH) -> Trace:
+        """Every upstream lot, to the farms (through transforms and packs)."""
+        return trace_back(lot_id, self.store, max_depth=max_depth)
+
+    def trace_forward(self, lot_id: str, *, max_depth: int = MAX_TRACE_DEPTH) -> Trace:
+        """Every downstream lot and so who holds it now: the recall list."""
+        return trace_forward(lot_id, self.store, max_depth=max_depth)
+
+    def recalled_upstream(self, lot_id: str) -> tuple[LotState, ...]:
+        """The recalled lots among this lot and its inputs (for the recall banner)."""
+        return recalled_upstream(lot_id, self.store)
+
+    def held_by(self, participant: str) -> list[LotState]:
+        """What a participant holds now."""
+        return self.store.held_by(participant)
 
     def _check_size(self, tree_size: int) -> None:
         size = self.store.size()

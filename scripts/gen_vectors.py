@@ -16,9 +16,9 @@ The example log (origin ``mandi.example/log``), every entry accepted at
 
     0  genesis   signed by the log key, enrolling the operator
     1  enrol     the operator enrols participant ``farm-1``
-    2  harvest   ``farm-1`` records a harvest (free-form body until the supply-chain kinds land)
+    2  harvest   ``farm-1`` records a harvest (creates lot ``lot:farm-1:2026-11-28-A``)
     3  rotate    ``farm-1`` rotates to a new key (request signed by old and new key)
-    4  cooling   ``farm-1`` signs with its new key
+    4  store     ``farm-1`` records cold storage of the lot, signed with its new key
     5  revoke    the operator revokes ``farm-1``'s new key (lost device)
 
 Checkpoints are signed at sizes 1 (initialisation), 3 and 6; the size-6
@@ -102,15 +102,32 @@ T_REVOKE = "2026-11-28T04:30:00Z"
 T_LATE = "2026-11-28T09:30:00+05:00"
 
 OPERATOR_PROFILE = {"name": "Mandi Federation", "role": "operator"}
-FARM_PROFILE = {"name": "Farm One", "region": "Punjab"}
-HARVEST_BODY: dict[str, Any] = {
-    "lot": "farm-1/2026-11-28/A",
-    "place": "Sheikhupura, پنجاب",
-    "product": "basmati paddy",
-    "quantity_g": 1200000,
+FARM_PROFILE = {
+    "local_id": "farm-1",
+    "location": {"district": "Sheikhupura", "province": "Punjab"},
+    "name": "Farm One",
+    "role": "producer",
 }
-COOLING_BODY: dict[str, Any] = {"lot": "farm-1/2026-11-28/A", "temperature_dc": 40}
-LATE_BODY: dict[str, Any] = {"lot": "farm-1/2026-11-28/B", "quantity_g": 1}
+HARVEST_BODY: dict[str, Any] = {
+    "crop": "rice",
+    "harvest_date": "2026-11-27",
+    "lot": "lot:farm-1:2026-11-28-A",
+    "plot": "Sheikhupura, پنجاب",
+    "quantity": {"amount": 1200, "unit": "kg"},
+    "variety": "basmati",
+}
+COOLING_BODY: dict[str, Any] = {
+    "facility": "farm-1 cold room",
+    "lot": "lot:farm-1:2026-11-28-A",
+    "temperature_dc": 40,
+}
+LATE_BODY: dict[str, Any] = {
+    "crop": "rice",
+    "harvest_date": "2026-11-27",
+    "lot": "lot:farm-1:2026-11-28-B",
+    "plot": "Sheikhupura",
+    "quantity": {"amount": 1, "unit": "kg"},
+}
 
 
 def _b64(raw: bytes) -> str:
@@ -331,7 +348,7 @@ def build_vectors() -> dict[str, dict[str, Any]]:
     cooling = sign_statement(
         farm_new,
         Statement.build(
-            origin=ORIGIN, kind="cooling", signer=farm_new.key_id, time=T_COOLING, body=COOLING_BODY
+            origin=ORIGIN, kind="store", signer=farm_new.key_id, time=T_COOLING, body=COOLING_BODY
         ),
     )
     for signed in (rotate, cooling, revoke):
@@ -473,8 +490,8 @@ def _statements_group(
         ),
         "harvest": _statement_case(
             harvest,
-            "entry 2: an ordinary statement by farm-1 (kind 'harvest'; its body is "
-            "free-form until the supply-chain kinds land)",
+            "entry 2: farm-1 (a producer) harvests 1200 kg of basmati rice, creating "
+            "lot lot:farm-1:2026-11-28-A",
             stmt_recipe + "; signer = farm-1's key",
             farm,
         ),

@@ -18,7 +18,10 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
+from client.cli.lots import history_command, lots_command, trace_command
+from client.cli.serve import serve_command
 from client.demo import run_demo, synthetic_statements
 from ledger.audit import audit_log
 from ledger.checkpoint import NoteVerifier
@@ -45,6 +48,10 @@ app = typer.Typer(
 )
 admin_app = typer.Typer(help="Operator commands: initialise and migrate a data directory.")
 app.add_typer(admin_app, name="admin")
+app.command("serve")(serve_command)
+app.command("history")(history_command)
+app.command("trace")(trace_command)
+app.command("lots")(lots_command)
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -133,32 +140,34 @@ def demo(
         operator_id, operator = read_operator(data_dir)
         if ledger.size() > 1:
             raise DataDirError(f"{data_dir} holds a log with entries already; use a fresh one")
-        summary = run_demo(
-            ledger,
-            operator_id=operator_id,
-            operator=operator,
-            time=lambda: rfc3339_from_ms(wall_clock_ms()),
-        )
+        summary = run_demo(ledger, operator_id=operator_id, operator=operator)
         if events:
             _append_synthetic(ledger, events)
         size = ledger.size()
         ledger.store.close()
     result = {
         "data_dir": str(data_dir),
-        "participants": list(summary.participants),
-        "demo_statements": summary.statements,
-        "synthetic_statements": events,
-        "log_size": size,
         "vkey_file": str(data_dir / "log.vkey"),
+        "synthetic_statements": events,
+        **summary.to_json(),
+        "log_size": size,
     }
     if json_out:
-        out.print_json(json.dumps(result))
-    else:
-        out.print(
-            f"demo ledger in {data_dir}: {size} entries, participants "
-            f"{', '.join(summary.participants)}",
-            highlight=False,
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        return
+    table = Table(title=f"demo ledger in {data_dir}: {size} entries, {len(summary.lots)} lots")
+    for column in ("lot", "crop", "holder", "status", "recalled"):
+        table.add_column(column)
+    for lot in summary.lots:
+        table.add_row(
+            lot.lot, lot.crop, lot.holder or "-", lot.status, "RECALLED" if lot.recalled else ""
         )
+    out.print(table)
+    out.print(
+        f"recalled at the source: {summary.recalled_lot}; affected downstream, e.g. "
+        f"{summary.page_lot}",
+        highlight=False,
+    )
 
 
 def _append_synthetic(ledger: Ledger, count: int) -> None:
@@ -254,13 +263,7 @@ def verify(
 
 
 def _consistency_fetcher(store: SqlStore) -> Callable[[int, int], list[bytes]]:
-    from ledger.admission import LogIdentity
-    from ledger.keys import Signer
-
-    # A read-only Ledger over the store: proofs come from stored nodes. The
-    # identity is a placeholder because proving needs no key.
-    placeholder = Signer.from_seed(bytes(32)).public
-    reader = Ledger(store, log=LogIdentity(origin="reader", log_key=placeholder))
+    reader = Ledger.reader(store)
 
     def fetch(size1: int, size2: int) -> list[bytes]:
         return list(reader.consistency_proof(size1, size2))

@@ -21,6 +21,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from ledger.domain.rules import DomainChange, EventRecord, LotState, ShipmentState
+from ledger.domain.state import LotEvent
+from ledger.domain.trace import Edge
 from ledger.hashing import Digest, KeyId
 from ledger.registry import KeyRecord, ParticipantRecord, RegistryChange
 from ledger.statements import Entry
@@ -67,6 +70,28 @@ class _Reads(Protocol):
         """The checkpoint with the largest size, if any."""
         ...
 
+    # Domain state (ledger.domain.rules.DomainView and ledger.domain.trace.EdgeView).
+
+    def lot(self, lot_id: str) -> LotState | None:
+        """A lot's current state, or None."""
+        ...
+
+    def shipment(self, event_id: bytes) -> ShipmentState | None:
+        """A shipment by the event id of its ship statement, or None."""
+        ...
+
+    def event(self, event_id: bytes) -> EventRecord | None:
+        """A domain statement's record (index, kind, participant, lots, correction)."""
+        ...
+
+    def edges_into(self, lot_id: str) -> list[Edge]:
+        """Edges whose child is ``lot_id`` (its inputs and contents), in log order."""
+        ...
+
+    def edges_from(self, lot_id: str) -> list[Edge]:
+        """Edges whose parent is ``lot_id`` (what was made from it or holds it), in log order."""
+        ...
+
 
 class WriteTx(_Reads, Protocol):
     """One append transaction. Reads see this transaction's own writes."""
@@ -93,6 +118,10 @@ class WriteTx(_Reads, Protocol):
 
     def put_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
         """Store a signed checkpoint (one per size)."""
+        ...
+
+    def apply_domain(self, changes: Sequence[DomainChange]) -> None:
+        """Apply domain changes returned by the admission rules (plain upserts and inserts)."""
         ...
 
 
@@ -125,6 +154,14 @@ class Store(_Reads, Protocol):
 
     def checkpoints(self) -> Iterator[StoredCheckpoint]:
         """Every stored checkpoint, by ascending size."""
+        ...
+
+    def history(self, lot_id: str) -> list[LotEvent]:
+        """The statements that touched a lot, in log order."""
+        ...
+
+    def held_by(self, participant: str) -> list[LotState]:
+        """Lots a participant holds now (held, or packed in a unit it holds), by lot id."""
         ...
 
     def close(self) -> None:

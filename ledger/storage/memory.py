@@ -13,6 +13,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from ledger.domain.rules import DomainChange, DomainView, EventRecord, LotState, ShipmentState
+from ledger.domain.state import DomainOverlay, DomainState, LotEvent
+from ledger.domain.trace import Edge
 from ledger.errors import ConflictError, NotFoundError
 from ledger.hashing import ZERO_HASH, Digest, KeyId
 from ledger.registry import KeyRecord, ParticipantRecord, Registry, RegistryChange, RevokeKey
@@ -30,10 +33,29 @@ class _State:
     nodes: dict[NodeId, Digest] = field(default_factory=dict)
     registry: Registry = field(default_factory=Registry)
     checkpoints: dict[int, StoredCheckpoint] = field(default_factory=dict)
+    domain: DomainState = field(default_factory=DomainState)
 
 
 class _Reader:
     _state: _State
+
+    def _domain(self) -> DomainView:
+        return self._state.domain
+
+    def lot(self, lot_id: str) -> LotState | None:
+        return self._domain().lot(lot_id)
+
+    def shipment(self, event_id: bytes) -> ShipmentState | None:
+        return self._domain().shipment(event_id)
+
+    def event(self, event_id: bytes) -> EventRecord | None:
+        return self._domain().event(event_id)
+
+    def edges_into(self, lot_id: str) -> list[Edge]:
+        return self._state.domain.edges_into(lot_id)
+
+    def edges_from(self, lot_id: str) -> list[Edge]:
+        return self._state.domain.edges_from(lot_id)
 
     def size(self) -> int:
         return len(self._state.entries)
@@ -65,6 +87,16 @@ class _MemoryTx(_Reader):
         self._state = state
         self.added_nodes: list[NodeId] = []
         self.added_checkpoints: list[int] = []
+        # Domain changes are staged and applied to the state only on commit.
+        self.domain_overlay = DomainOverlay(state.domain)
+        self.domain_changes: list[DomainChange] = []
+
+    def _domain(self) -> DomainView:
+        return self.domain_overlay
+
+    def apply_domain(self, changes: Sequence[DomainChange]) -> None:
+        self.domain_overlay.apply(changes)
+        self.domain_changes.extend(changes)
 
     def last_leaf_hash(self) -> Digest:
         size = len(self._state.entries)
@@ -124,6 +156,7 @@ class MemoryStore(_Reader):
             tx = _MemoryTx(state)
             try:
                 yield tx
+                state.domain.apply(tx.domain_changes)
             except BaseException:
                 for entry in state.entries[size:]:
                     state.by_event.pop(entry.event_id, None)
@@ -166,6 +199,12 @@ class MemoryStore(_Reader):
     def checkpoints(self) -> Iterator[StoredCheckpoint]:
         for size in sorted(self._state.checkpoints):
             yield self._state.checkpoints[size]
+
+    def history(self, lot_id: str) -> list[LotEvent]:
+        return self._state.domain.history(lot_id)
+
+    def held_by(self, participant: str) -> list[LotState]:
+        return self._state.domain.held_by(participant)
 
     def close(self) -> None:
         """Nothing to release."""

@@ -25,15 +25,19 @@ def test_two_processes_append_to_one_sqlite_file(tmp_path):
         origin=ledger.log.origin,
         participant_id="farm.punjab.1",
         signer=demo_signer("farm.punjab.1"),
-        time="2026-11-28T09:00:00+05:00",
-        profile={"role": "producer"},
+        time="2026-11-20T09:00:00+05:00",
+        profile={
+            "role": "producer",
+            "local_id": "farm.punjab.1",
+            "location": {"district": "Sheikhupura", "province": "Punjab"},
+        },
     )
     ledger.append(
         build_enrolment(
             origin=ledger.log.origin,
             operator=operator,
             request=request,
-            time="2026-11-28T09:00:00+05:00",
+            time="2026-11-20T09:00:00+05:00",
         )
     )
     base = ledger.size()
@@ -70,7 +74,9 @@ def test_two_processes_append_to_one_sqlite_file(tmp_path):
     for index, event in acknowledged:
         assert by_index[index] == event
     # The writers interleaved (otherwise this test proves nothing about concurrency).
-    writer_of = [e.signed_statement().statement.body.get("writer") for e in entries[base:]]
+    writer_of = [
+        e.signed_statement().statement.body["lot"].split(":")[2][0] for e in entries[base:]
+    ]
     switches = sum(1 for x, y in itertools.pairwise(writer_of) if x != y)
     assert switches > 1
     report = audit_log(

@@ -6,6 +6,7 @@ Usage: python -m tests.e2e.writer_process DATA_DIR WRITER_NAME COUNT
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from client.demo import demo_signer
@@ -17,13 +18,20 @@ def main() -> None:
     data_dir, name, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     ledger = open_ledger(data_dir, checkpoint_delay_ms=50)
     signer = demo_signer("farm.punjab.1")
+    claimed = datetime.now(tz=UTC).replace(microsecond=0) - timedelta(hours=1)
     for n in range(count):
         statement = Statement.build(
             origin=ledger.log.origin,
             kind="harvest",
             signer=signer.key_id,
-            time="2026-11-28T09:30:00+05:00",
-            body={"writer": name, "n": n},
+            time=claimed.isoformat(),
+            body={
+                "lot": f"lot:farm.punjab.1:{name}-{n:05d}",
+                "crop": "rice",
+                "plot": "plot-1",
+                "harvest_date": (claimed - timedelta(days=1)).date().isoformat(),
+                "quantity": {"amount": 100 + n, "unit": "kg"},
+            },
         )
         result = ledger.append(sign_statement(signer, statement))
         # Acknowledged only once the transaction committed.

@@ -20,6 +20,27 @@ TIME = "2026-11-28T09:30:00+05:00"
 BASE_MS = 1_795_843_800_000
 
 
+def valid_profile(pid: str, role: str = "producer", **extra: Any) -> dict[str, Any]:
+    """A profile the domain accepts: role, a local id and a location."""
+    profile: dict[str, Any] = {"role": role}
+    if role != "operator":
+        profile["local_id"] = pid
+        profile["location"] = {"district": "Lahore", "province": "Punjab"}
+    profile.update(extra)
+    return profile
+
+
+def harvest_body(lot: str, amount: int = 1000, unit: str = "kg") -> dict[str, Any]:
+    """A valid harvest body for a producer lot id."""
+    return {
+        "crop": "rice",
+        "harvest_date": "2026-11-27",
+        "lot": lot,
+        "plot": "plot-1",
+        "quantity": {"amount": amount, "unit": unit},
+    }
+
+
 def seeded(n: int) -> Signer:
     return Signer.from_seed(bytes([n]) * 32)
 
@@ -52,10 +73,16 @@ class World:
     def identity(self) -> LogIdentity:
         return self.ledger.log
 
-    def enrol(self, pid: str, signer: Signer | None = None, **profile: Any) -> Signer:
+    def enrol(
+        self, pid: str, signer: Signer | None = None, role: str = "producer", **profile: Any
+    ) -> Signer:
         signer = signer or Signer.generate()
         request = build_enrolment_request(
-            origin=ORIGIN, participant_id=pid, signer=signer, time=TIME, profile=profile
+            origin=ORIGIN,
+            participant_id=pid,
+            signer=signer,
+            time=TIME,
+            profile=valid_profile(pid, role, **profile),
         )
         self.ledger.append(
             build_enrolment(origin=ORIGIN, operator=self.operator, request=request, time=TIME)
@@ -72,7 +99,9 @@ class World:
     def statement_by(
         self, signer: Signer, kind: str = "harvest", body: dict[str, Any] | None = None
     ) -> SignedStatement:
-        body = body if body is not None else {"n": next(self.counter)}
+        if body is None:
+            owner = next((p for p, s in self.signers.items() if s.public == signer.public), "x")
+            body = harvest_body(f"lot:{owner}:h{next(self.counter)}")
         stmt = Statement.build(origin=ORIGIN, kind=kind, signer=signer.key_id, time=TIME, body=body)
         return sign_statement(signer, stmt)
 

@@ -17,7 +17,7 @@ from ledger.registry import build_revocation
 from ledger.service import Ledger
 from ledger.statements import Entry, SignedStatement
 from ledger.storage.memory import MemoryStore
-from tests.ledger.builders import ORIGIN, TIME, World, new_world
+from tests.ledger.builders import ORIGIN, TIME, World, harvest_body, new_world
 
 
 def run_audit(world: World, *, verifier: NoteVerifier | None = None, saved: str | None = None):
@@ -200,7 +200,9 @@ def test_saved_checkpoint_catches_a_rewritten_history_resigned_with_the_log_key(
     for entry in list(honest.store.entries(3, honest.store.size()))[:-2]:
         rewritten.ledger.append(entry.signed_statement())
     for _ in range(5):
-        rewritten.ledger.append(rewritten.statement("farm-1", body={"late": _}))
+        rewritten.ledger.append(
+            rewritten.statement("farm-1", body=harvest_body(f"lot:farm-1:late{_}"))
+        )
     rewritten.ledger.flush_checkpoint()
     assert run_audit(rewritten).ok
     report = run_audit(rewritten, saved=saved)

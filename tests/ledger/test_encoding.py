@@ -143,3 +143,10 @@ def test_fast_canonical_check_agrees_with_rfc8785(value):
     assert is_canonical(value, data)
     pretty = json.dumps(value, indent=1).encode()
     assert is_canonical(value, pretty) == (pretty == data)
+
+
+def test_deep_nesting_is_an_encoding_error_not_a_crash():
+    data = b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(EncodingError) as info:
+        decode_json(data)
+    assert info.value.code == "too_deep"

@@ -549,7 +549,7 @@ MUTATIONS: dict[str, tuple[str, Callable[[Vectors], None]]] = {
     ),
     "statement_body_changed": (
         "statements",
-        _set("statements.harvest.object.body.quantity_g", lambda q: q + 1),
+        _set("statements.harvest.object.body.quantity.amount", lambda q: q + 1),
     ),
     "entry_signature_bit_flip": ("entries", _set("entries.entry_2.signature", _flip_b64)),
     "entry_bytes_bit_flip": ("entries", _set("entries.entry_1.bytes", lambda t: _flip_text(t, 40))),

@@ -211,6 +211,7 @@ def test_rotation_needs_both_keys_and_moves_signing_power():
     with pytest.raises(StatementError) as info:
         world.ledger.append(world.statement_by(old))
     assert info.value.code == "key_revoked"
+    world.signers["farm-1"] = new
     world.ledger.append(world.statement_by(new))
     record = world.store.key(old.key_id)
     assert record.revoked_at == rotation.entry.index

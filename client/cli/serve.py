@@ -1,0 +1,126 @@
+"""``mandi serve``: run the HTTP API under uvicorn on an initialised data directory.
+
+It checks first, and refuses with one line and exit code 1, when the data
+directory is not initialised (no ``log.key``), the database is unreachable, not
+initialised, or its schema is not at the head revision, or the log key cannot
+be read. Then it hands uvicorn the *import string* of the API's app factory
+(``api.app:create_app_from_env``, ``factory=True``) and passes the configuration
+through ``MANDI_*`` environment variables, so this module never imports ``api``
+(the import-linter contract keeps ``api`` and ``client`` independent) and each
+worker process builds its own app. Several workers share one database safely:
+the store serialises appends, and each worker's checkpointer signs only what is
+not yet covered.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from ledger.datadir import LOG_KEY_FILE, open_ledger, resolve_db_url
+from ledger.errors import LedgerError
+from ledger.storage.sql import schema_status
+
+__all__ = ["APP_FACTORY", "serve_command"]
+
+APP_FACTORY = "api.app:create_app_from_env"
+"""What uvicorn imports in each worker (a string: client never imports api)."""
+
+_err = Console(stderr=True, soft_wrap=True)
+
+
+def _refuse(message: str) -> NoReturn:
+    _err.print(f"mandi: error: {message}", highlight=False, markup=False)
+    raise typer.Exit(1)
+
+
+def check_serveable(data_dir: Path, db_url: str) -> None:
+    """Refuse (exit 1, one line) unless the data directory and database can be served."""
+    if not (data_dir / LOG_KEY_FILE).exists():
+        _refuse(
+            f"{data_dir} is not an initialised data directory ({LOG_KEY_FILE} missing): "
+            f"run `mandi admin init --data-dir {data_dir} --origin ORIGIN` first"
+        )
+    try:
+        current, head = schema_status(db_url)
+    except LedgerError as exc:
+        _refuse(f"cannot reach the database: {exc.message}")
+    if current is None:
+        _refuse(f"the database is not initialised: run `mandi admin init --data-dir {data_dir}`")
+    if current != head:
+        _refuse(
+            f"the database schema is at revision {current}, not {head}: "
+            f"run `mandi admin migrate --data-dir {data_dir}`"
+        )
+    try:
+        ledger = open_ledger(data_dir, db_url=db_url)
+    except LedgerError as exc:
+        _refuse(exc.message)
+    ledger.store.close()
+
+
+def serve_command(
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Data directory (keys, default SQLite database).")
+    ] = Path("var"),
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="SQLAlchemy database URL (default: SQLite in the data directory).",
+            envvar="MANDI_DATABASE_URL",
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes.")] = 1,
+    checkpoint_delay_ms: Annotated[
+        int | None,
+        typer.Option(
+            "--checkpoint-delay-ms",
+            min=0,
+            help="Longest wait for a checkpoint after an append (default 1000).",
+        ),
+    ] = None,
+    public_base_url: Annotated[
+        str | None,
+        typer.Option("--public-base-url", help="URL the public reaches this server at."),
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the HTTP API (refuses an uninitialised or out-of-date data directory)."""
+    data_dir = data_dir.resolve()
+    db_url = resolve_db_url(data_dir, db)
+    check_serveable(data_dir, db_url)
+    os.environ["MANDI_DATA_DIR"] = str(data_dir)
+    os.environ["MANDI_DATABASE_URL"] = db_url
+    if checkpoint_delay_ms is not None:
+        os.environ["MANDI_CHECKPOINT_DELAY_MS"] = str(checkpoint_delay_ms)
+    if public_base_url is not None:
+        os.environ["MANDI_PUBLIC_BASE_URL"] = public_base_url
+    metrics_dir = None
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Counters of all workers are summed at scrape time through this directory.
+        metrics_dir = tempfile.mkdtemp(prefix="mandi-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            proxy_headers=False,
+            server_header=False,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
