@@ -158,7 +158,13 @@ class Statement:
                 code="too_large",
                 field="statement",
             )
-        obj = decode_canonical(data)
+        try:
+            obj = decode_canonical(data)
+        except EncodingError as exc:
+            # The bytes as a whole are at fault: name them, so callers can point at them.
+            if exc.field is None:
+                exc.field = "statement"
+            raise
         return cls._from_object(obj, data)
 
     @classmethod

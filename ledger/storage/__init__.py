@@ -94,7 +94,12 @@ class _Reads(Protocol):
 
 
 class WriteTx(_Reads, Protocol):
-    """One append transaction. Reads see this transaction's own writes."""
+    """One append transaction.
+
+    Reads see this transaction's own writes, with one exception: the lot graph
+    (``edges_into``/``edges_from``) shows only committed edges, since no rule
+    reads it while appending.
+    """
 
     def last_leaf_hash(self) -> Digest:
         """Leaf hash of the newest entry (32 zero bytes for an empty log)."""

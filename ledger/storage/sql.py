@@ -30,6 +30,16 @@ first, and writes the buffer with one ``executemany`` per table at commit (or
 earlier, when the buffer grows large). The exact signed statement bytes are
 stored as BLOB/BYTEA, never as JSON.
 
+Domain state (lots, shipments, domain events, lot histories, the lot graph;
+migration 0002) holds what :class:`~ledger.domain.state.DomainState` holds in
+memory. A write transaction stages :meth:`SqlWriteTx.apply_domain` changes in a
+:class:`~ledger.domain.state.DomainOverlay` over the rows stored before it (so
+its reads see them, exactly as in the memory store: lots, shipments and events,
+not edges) and writes them at commit only, as upserts (lots, shipments),
+inserts and updates (corrections). The statements an append runs for each
+statement (its event-id lookup, its lot lookups, the domain rows) go straight
+to the DBAPI cursor, compiled once per dialect; see :class:`_Driver`.
+
 It does not decide what may be appended (that is :mod:`ledger.service` and
 :mod:`ledger.admission`), compute Merkle nodes (:mod:`ledger.merkle`), or create
 tables implicitly: a database is initialised and upgraded only by
@@ -44,12 +54,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
+import rfc8785
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -61,6 +72,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -71,18 +83,37 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
+    func,
     insert,
     or_,
     select,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.dialects.sqlite import pysqlite as sqlite_pysqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from ledger.domain.rules import (
+    STATUS_HELD,
+    STATUS_PACKED,
+    AddEdge,
+    AddEvent,
+    AddLotEvent,
+    DomainChange,
+    EventRecord,
+    LotState,
+    MarkCorrected,
+    PutLot,
+    PutShipment,
+    ShipmentState,
+)
+from ledger.domain.state import DomainOverlay, LotEvent
+from ledger.domain.trace import Edge
 from ledger.encoding import canonical_bytes
 from ledger.errors import ConflictError, NotFoundError, SchemaError, StorageError
 from ledger.hashing import Digest, KeyId
@@ -117,8 +148,9 @@ _WRITE_OPTION: Final = "mandi_write"
 
 
 # ---------------------------------------------------------------------------
-# Tables. The migration in migrations/versions/0001_initial.py creates the same
-# schema; change both together (and add a new revision, never edit an old one).
+# Tables. The migrations in migrations/versions/ (0001_initial.py, 0002_domain.py)
+# create the same schema; change both together (and add a new revision, never
+# edit an old one).
 
 # SQLite makes a single-column "INTEGER" primary key an alias of the rowid (no
 # second B-tree); BIGINT would not be. PostgreSQL keeps BIGINT.
@@ -223,6 +255,89 @@ class MetaRow(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+# Domain state (migrations/versions/0002_domain.py): what ledger.domain.state.DomainState
+# holds in memory. The composite-key tables are WITHOUT ROWID on SQLite (one B-tree).
+# ``pos`` orders the rows one statement adds (its lots, its edges) as the rules listed them.
+
+
+class DomainEventRow(Base):
+    """A domain statement: event id, log index, kind, signer, time, and its correction."""
+
+    __tablename__ = "domain_events"
+
+    event_id: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    idx: Mapped[int] = mapped_column(BigInteger, unique=True)
+    kind: Mapped[str] = mapped_column(Text)
+    participant: Mapped[str] = mapped_column(Text)
+    time: Mapped[str] = mapped_column(Text)
+    corrected_by: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class LotRow(Base):
+    """A lot's current state (:class:`~ledger.domain.rules.LotState`); ``contents`` is JSON."""
+
+    __tablename__ = "lots"
+
+    lot_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    crop: Mapped[str] = mapped_column(Text)
+    unit_class: Mapped[str] = mapped_column(Text)
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    custodian: Mapped[str | None] = mapped_column(Text, index=True)
+    status: Mapped[str] = mapped_column(Text, index=True)
+    producer: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    last_time: Mapped[str] = mapped_column(Text)
+    recalled_at: Mapped[int | None] = mapped_column(BigInteger)
+    recall_reason: Mapped[str | None] = mapped_column(Text)
+    unit: Mapped[str | None] = mapped_column(Text)
+    contents: Mapped[str] = mapped_column(Text)
+    shipment: Mapped[str | None] = mapped_column(Text)
+
+
+class ShipmentRow(Base):
+    """A shipment (:class:`~ledger.domain.rules.ShipmentState`), keyed by its ship event id."""
+
+    __tablename__ = "shipments"
+
+    event_id: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    lot: Mapped[str] = mapped_column(Text)
+    sender: Mapped[str] = mapped_column(Text)
+    consignee: Mapped[str] = mapped_column(Text)
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    shipped_at: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[int | None] = mapped_column(BigInteger)
+    received_quantity: Mapped[int | None] = mapped_column(BigInteger)
+    loss: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class LotEventRow(Base):
+    """One line of a lot's history: statement ``idx`` of ``kind`` touched ``lot_id``."""
+
+    __tablename__ = "lot_events"
+    __table_args__ = (
+        Index("ix_lot_events_idx", "idx", "pos"),
+        {"sqlite_with_rowid": False},
+    )
+
+    lot_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    pos: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(Text)
+
+
+class LotEdgeRow(Base):
+    """An edge of the lot graph: ``child`` was made from ``parent`` or holds it."""
+
+    __tablename__ = "lot_edges"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    parent: Mapped[str] = mapped_column(Text, primary_key=True, index=True)
+    child: Mapped[str] = mapped_column(Text, primary_key=True, index=True)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    pos: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(Text)
+
+
 # ---------------------------------------------------------------------------
 # Statements built once (SQLAlchemy caches their compiled form).
 
@@ -308,6 +423,79 @@ _SEL_META = select(MetaRow.value).where(MetaRow.key == bindparam("key"))
 _INS_ENTRIES = insert(EntryRow)
 _INS_NODES = insert(NodeRow)
 
+_LOT_COLUMNS = (
+    LotRow.lot_id,
+    LotRow.crop,
+    LotRow.unit_class,
+    LotRow.quantity,
+    LotRow.custodian,
+    LotRow.status,
+    LotRow.producer,
+    LotRow.created_at,
+    LotRow.last_time,
+    LotRow.recalled_at,
+    LotRow.recall_reason,
+    LotRow.unit,
+    LotRow.contents,
+    LotRow.shipment,
+)
+_SEL_LOT = select(*_LOT_COLUMNS).where(LotRow.lot_id == bindparam("lot_id"))
+_SEL_HELD = select(*_LOT_COLUMNS).where(
+    LotRow.custodian == bindparam("participant"),
+    LotRow.status.in_([STATUS_HELD, STATUS_PACKED]),
+)
+_SHIPMENT_COLUMNS = (
+    ShipmentRow.event_id,
+    ShipmentRow.lot,
+    ShipmentRow.sender,
+    ShipmentRow.consignee,
+    ShipmentRow.quantity,
+    ShipmentRow.shipped_at,
+    ShipmentRow.received_at,
+    ShipmentRow.received_quantity,
+    ShipmentRow.loss,
+)
+_SEL_SHIPMENT = select(*_SHIPMENT_COLUMNS).where(ShipmentRow.event_id == bindparam("event_id"))
+_SEL_EVENT = select(
+    DomainEventRow.event_id,
+    DomainEventRow.idx,
+    DomainEventRow.kind,
+    DomainEventRow.participant,
+    DomainEventRow.time,
+    DomainEventRow.corrected_by,
+).where(DomainEventRow.event_id == bindparam("event_id"))
+_SEL_EVENT_LOTS = (
+    select(LotEventRow.lot_id).where(LotEventRow.idx == bindparam("idx")).order_by(LotEventRow.pos)
+)
+_SEL_HISTORY = (
+    select(LotEventRow.lot_id, LotEventRow.idx, LotEventRow.kind)
+    .where(LotEventRow.lot_id == bindparam("lot_id"))
+    .order_by(LotEventRow.idx)
+)
+_EDGE_COLUMNS = (LotEdgeRow.parent, LotEdgeRow.child, LotEdgeRow.idx, LotEdgeRow.kind)
+_SEL_EDGES_INTO = (
+    select(*_EDGE_COLUMNS)
+    .where(LotEdgeRow.child == bindparam("lot_id"))
+    .order_by(LotEdgeRow.idx, LotEdgeRow.pos)
+)
+_SEL_EDGES_FROM = (
+    select(*_EDGE_COLUMNS)
+    .where(LotEdgeRow.parent == bindparam("lot_id"))
+    .order_by(LotEdgeRow.idx, LotEdgeRow.pos)
+)
+# The last ``pos`` of a statement whose rows are already partly stored (only for
+# hand-made changes: the rules emit a statement's changes in one call).
+_SEL_LAST_EVENT_POS = select(func.max(LotEventRow.pos)).where(LotEventRow.idx == bindparam("idx"))
+_SEL_LAST_EDGE_POS = select(func.max(LotEdgeRow.pos)).where(LotEdgeRow.idx == bindparam("idx"))
+_INS_DOMAIN_EVENTS = insert(DomainEventRow)
+_UPD_CORRECTED = (
+    update(DomainEventRow)
+    .where(DomainEventRow.event_id == bindparam("corrected_event"))
+    .values(corrected_by=bindparam("by_index"))
+)
+_INS_LOT_EVENTS = insert(LotEventRow)
+_INS_LOT_EDGES = insert(LotEdgeRow)
+
 
 class _Upserts:
     """INSERT ... ON CONFLICT DO UPDATE for one dialect (SQLite and PostgreSQL agree)."""
@@ -346,6 +534,16 @@ class _Upserts:
         self.meta = meta.on_conflict_do_update(
             index_elements=[MetaRow.key], set_={"value": meta.excluded.value}
         )
+        lots = make(LotRow)
+        self.lots = lots.on_conflict_do_update(
+            index_elements=[LotRow.lot_id],
+            set_={c.name: lots.excluded[c.name] for c in _LOT_COLUMNS[1:]},
+        )
+        shipments = make(ShipmentRow)
+        self.shipments = shipments.on_conflict_do_update(
+            index_elements=[ShipmentRow.event_id],
+            set_={c.name: shipments.excluded[c.name] for c in _SHIPMENT_COLUMNS[1:]},
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -378,13 +576,14 @@ def _short(exc: SQLAlchemyError) -> str:
     return str(orig if orig is not None else exc).strip().splitlines()[0]
 
 
-def _entry(row: Any) -> Entry:
+def _entry(row: Sequence[Any]) -> Entry:
+    """An entries row in :data:`_ENTRY_COLUMNS` order (a SQLAlchemy Row or a DBAPI tuple)."""
     return Entry(
-        index=row.idx,
-        accepted_ms=row.accepted_ms,
-        prev=Digest(bytes(row.prev)),
-        statement=bytes(row.statement),
-        signature=bytes(row.signature),
+        index=row[0],
+        accepted_ms=row[1],
+        prev=Digest(bytes(row[2])),
+        statement=bytes(row[3]),
+        signature=bytes(row[4]),
     )
 
 
@@ -411,6 +610,96 @@ def _checkpoint(row: Any) -> StoredCheckpoint:
     return StoredCheckpoint(size=row.size, note=row.note, created_ms=row.created_ms)
 
 
+def _contents_text(contents: tuple[str, ...]) -> str:
+    return rfc8785.dumps(list(contents)).decode("utf-8") if contents else "[]"
+
+
+def _lot_params(s: LotState) -> dict[str, Any]:
+    return {
+        "lot_id": s.lot_id,
+        "crop": s.crop,
+        "unit_class": s.unit_class,
+        "quantity": s.quantity,
+        "custodian": s.custodian,
+        "status": s.status,
+        "producer": s.producer,
+        "created_at": s.created_at,
+        "last_time": s.last_time,
+        "recalled_at": s.recalled_at,
+        "recall_reason": s.recall_reason,
+        "unit": s.unit,
+        "contents": _contents_text(s.contents),
+        "shipment": s.shipment,
+    }
+
+
+def _lot(row: Sequence[Any]) -> LotState:
+    """A lots row in :data:`_LOT_COLUMNS` order (a SQLAlchemy Row or a DBAPI tuple)."""
+    contents = row[12]
+    return LotState(
+        lot_id=row[0],
+        crop=row[1],
+        unit_class=row[2],
+        quantity=row[3],
+        custodian=row[4],
+        status=row[5],
+        producer=row[6],
+        created_at=row[7],
+        last_time=row[8],
+        recalled_at=row[9],
+        recall_reason=row[10],
+        unit=row[11],
+        contents=() if contents == "[]" else tuple(json.loads(contents)),
+        shipment=row[13],
+    )
+
+
+def _shipment_params(s: ShipmentState) -> dict[str, Any]:
+    return {
+        "event_id": s.event_id,
+        "lot": s.lot,
+        "sender": s.sender,
+        "consignee": s.consignee,
+        "quantity": s.quantity,
+        "shipped_at": s.shipped_at,
+        "received_at": s.received_at,
+        "received_quantity": s.received_quantity,
+        "loss": s.loss,
+    }
+
+
+def _shipment(row: Sequence[Any]) -> ShipmentState:
+    """A shipments row in :data:`_SHIPMENT_COLUMNS` order."""
+    return ShipmentState(
+        event_id=bytes(row[0]),
+        lot=row[1],
+        sender=row[2],
+        consignee=row[3],
+        quantity=row[4],
+        shipped_at=row[5],
+        received_at=row[6],
+        received_quantity=row[7],
+        loss=row[8],
+    )
+
+
+def _event(row: Sequence[Any], lots: Sequence[Sequence[Any]]) -> EventRecord:
+    """A domain_events row (:data:`_SEL_EVENT` order) and its lots (:data:`_SEL_EVENT_LOTS`)."""
+    return EventRecord(
+        event_id=bytes(row[0]),
+        index=row[1],
+        kind=row[2],
+        participant=row[3],
+        time=row[4],
+        lots=tuple(lot[0] for lot in lots),
+        corrected_by=row[5],
+    )
+
+
+def _edge(row: Sequence[Any]) -> Edge:
+    return Edge(parent=row[0], child=row[1], index=row[2], kind=row[3])
+
+
 def _read_nodes(conn: Connection, node_ids: Sequence[NodeId]) -> dict[NodeId, Digest]:
     """The stored subset of ``node_ids`` (one query per 100 distinct ids)."""
     found: dict[NodeId, Digest] = {}
@@ -434,6 +723,172 @@ def _require_nodes(node_ids: Sequence[NodeId], found: Mapping[NodeId, Digest]) -
 
 # ---------------------------------------------------------------------------
 # The write transaction.
+
+
+@dataclass(frozen=True, slots=True)
+class _Raw:
+    """A statement compiled once for a DBAPI: its SQL and its parameters in order."""
+
+    sql: str
+    names: tuple[str, ...]
+
+    def params(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(values[name] for name in self.names)
+
+
+@dataclass(frozen=True, slots=True)
+class _RawStatements:
+    sel_entry_by_event: _Raw
+    sel_lot: _Raw
+    sel_shipment: _Raw
+    sel_event: _Raw
+    sel_event_lots: _Raw
+    sel_edges_into: _Raw
+    sel_edges_from: _Raw
+    last_event_pos: _Raw
+    last_edge_pos: _Raw
+    ins_events: _Raw
+    upd_corrected: _Raw
+    upsert_lots: _Raw
+    upsert_shipments: _Raw
+    ins_lot_events: _Raw
+    ins_edges: _Raw
+
+
+@lru_cache(maxsize=2)
+def _raw_statements(dialect_name: str) -> _RawStatements:
+    """The write transaction's hot statements, compiled with positional parameters."""
+    dialect = (
+        postgresql_psycopg.dialect(paramstyle="format")  # type: ignore[no-untyped-call]
+        if dialect_name == "postgresql"
+        else sqlite_pysqlite.dialect()
+    )
+    upserts = _Upserts(dialect_name)
+
+    def raw(statement: Any) -> _Raw:
+        compiled = statement.compile(dialect=dialect)
+        return _Raw(compiled.string, tuple(compiled.positiontup or ()))
+
+    return _RawStatements(
+        sel_entry_by_event=raw(_SEL_ENTRY_BY_EVENT),
+        sel_lot=raw(_SEL_LOT),
+        sel_shipment=raw(_SEL_SHIPMENT),
+        sel_event=raw(_SEL_EVENT),
+        sel_event_lots=raw(_SEL_EVENT_LOTS),
+        sel_edges_into=raw(_SEL_EDGES_INTO),
+        sel_edges_from=raw(_SEL_EDGES_FROM),
+        last_event_pos=raw(_SEL_LAST_EVENT_POS),
+        last_edge_pos=raw(_SEL_LAST_EDGE_POS),
+        ins_events=raw(_INS_DOMAIN_EVENTS),
+        upd_corrected=raw(_UPD_CORRECTED),
+        upsert_lots=raw(upserts.lots),
+        upsert_shipments=raw(upserts.shipments),
+        ins_lot_events=raw(_INS_LOT_EVENTS),
+        ins_edges=raw(_INS_LOT_EDGES),
+    )
+
+
+class _Driver:
+    """The hot statements of a write transaction, run on its connection's DBAPI cursor.
+
+    An append looks up its event id and the lots its statement touches, and
+    writes a few domain rows: a SQLAlchemy execute costs about ten times an
+    SQLite primary-key lookup, so these statements are compiled once per
+    dialect (:func:`_raw_statements`) and run on the DBAPI cursor, inside the
+    same transaction. Errors are translated as :class:`_Translate` does.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        dbapi = conn.dialect.loaded_dbapi
+        self._integrity_error: type[Exception] = dbapi.IntegrityError
+        self._error: type[Exception] = dbapi.Error
+        self._cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        self.sql = _raw_statements(conn.dialect.name)
+
+    def fetch(self, statement: _Raw, params: Mapping[str, Any]) -> list[Any]:
+        """Run a query; its rows as DBAPI tuples."""
+        try:
+            self._cursor.execute(statement.sql, statement.params(params))
+            return list(self._cursor.fetchall())
+        except self._error as exc:
+            raise StorageError(f"database error: {_first_line(exc)}") from exc
+
+    def close(self) -> None:
+        """Close the cursor (the connection stays SQLAlchemy's)."""
+        self._cursor.close()
+
+    def write(self, statement: _Raw, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run a write once per row (executemany)."""
+        try:
+            self._cursor.executemany(statement.sql, [statement.params(row) for row in rows])
+        except self._integrity_error as exc:
+            raise ConflictError(f"the database refused the write: {_first_line(exc)}") from exc
+        except self._error as exc:
+            raise StorageError(f"database error: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class _StoredDomain:
+    """The domain state stored before a write transaction, read on its connection.
+
+    The transaction writes its domain rows only at commit, and holds the log's
+    write lock, so these rows do not change while it runs: every answer is
+    remembered. It is the base of the transaction's
+    :class:`~ledger.domain.state.DomainOverlay`, as the committed
+    :class:`~ledger.domain.state.DomainState` is in the memory store.
+    """
+
+    def __init__(self, driver: _Driver) -> None:
+        self._driver = driver
+        self.sql = driver.sql
+        self._lots: dict[str, LotState | None] = {}
+        self._shipments: dict[bytes, ShipmentState | None] = {}
+        self._events: dict[bytes, EventRecord | None] = {}
+
+    def lot(self, lot_id: str) -> LotState | None:
+        try:
+            return self._lots[lot_id]
+        except KeyError:
+            pass
+        rows = self._driver.fetch(self.sql.sel_lot, {"lot_id": lot_id})
+        state = _lot(rows[0]) if rows else None
+        self._lots[lot_id] = state
+        return state
+
+    def shipment(self, event_id: bytes) -> ShipmentState | None:
+        try:
+            return self._shipments[event_id]
+        except KeyError:
+            pass
+        rows = self._driver.fetch(self.sql.sel_shipment, {"event_id": event_id})
+        state = _shipment(rows[0]) if rows else None
+        self._shipments[event_id] = state
+        return state
+
+    def event(self, event_id: bytes) -> EventRecord | None:
+        try:
+            return self._events[event_id]
+        except KeyError:
+            pass
+        rows = self._driver.fetch(self.sql.sel_event, {"event_id": event_id})
+        record = None
+        if rows:
+            lots = self._driver.fetch(self.sql.sel_event_lots, {"idx": rows[0][1]})
+            record = _event(rows[0], lots)
+        self._events[event_id] = record
+        return record
+
+    def edges(self, statement: _Raw, lot_id: str) -> list[Edge]:
+        return [_edge(row) for row in self._driver.fetch(statement, {"lot_id": lot_id})]
+
+    def next_pos(self, statement: _Raw, index: int) -> int:
+        """The next free ``pos`` of statement ``index`` (0 when it has no rows)."""
+        last = self._driver.fetch(statement, {"idx": index})[0][0]
+        return 0 if last is None else int(last) + 1
 
 
 class SqlWriteTx:
@@ -474,6 +929,20 @@ class SqlWriteTx:
         self._known_nodes: dict[NodeId, Digest] = {}
         self._known_keys: dict[KeyId, KeyRecord | None] = {}
         self._known_participants: dict[str, ParticipantRecord | None] = {}
+        # Domain changes: staged in an overlay (which answers this transaction's
+        # reads) and buffered as rows, written at commit only (see _StoredDomain).
+        self._driver = _Driver(conn)
+        self._stored_domain = _StoredDomain(self._driver)
+        self._domain = DomainOverlay(self._stored_domain)
+        self._event_rows: list[dict[str, Any]] = []
+        self._event_rows_by_id: dict[bytes, dict[str, Any]] = {}
+        self._corrections: dict[bytes, int] = {}
+        self._lots: dict[str, LotState] = {}
+        self._shipments: dict[bytes, ShipmentState] = {}
+        self._lot_event_rows: list[dict[str, Any]] = []
+        self._edge_rows: list[dict[str, Any]] = []
+        self._lot_event_pos: dict[int, int] = {}
+        self._edge_pos: dict[int, int] = {}
 
     # -- reads -------------------------------------------------------------
 
@@ -492,12 +961,11 @@ class SqlWriteTx:
             return pending
         if event_id in self._absent_events:
             return None
-        with _TRANSLATE:
-            row = self._conn.execute(_SEL_ENTRY_BY_EVENT, {"event_id": event_id}).first()
-        if row is None:
+        rows = self._driver.fetch(self._driver.sql.sel_entry_by_event, {"event_id": event_id})
+        if not rows:
             self._absent_events.add(event_id)
             return None
-        return _entry(row)
+        return _entry(rows[0])
 
     def nodes(self, node_ids: Sequence[NodeId]) -> dict[NodeId, Digest]:
         """Hashes of stored nodes, buffered ones included.
@@ -560,6 +1028,27 @@ class SqlWriteTx:
             if stored is None or pending.size >= stored.size:
                 return pending
         return stored
+
+    def lot(self, lot_id: str) -> LotState | None:
+        """A lot's state, this transaction's changes included."""
+        return self._domain.lot(lot_id)
+
+    def shipment(self, event_id: bytes) -> ShipmentState | None:
+        """A shipment, this transaction's changes included."""
+        return self._domain.shipment(event_id)
+
+    def event(self, event_id: bytes) -> EventRecord | None:
+        """A domain statement's record, this transaction's changes included."""
+        return self._domain.event(event_id)
+
+    def edges_into(self, lot_id: str) -> list[Edge]:
+        """Stored edges into ``lot_id`` in log order: as the memory store, without
+        this transaction's (its DomainOverlay stages lots, shipments and events only)."""
+        return self._stored_domain.edges(self._stored_domain.sql.sel_edges_into, lot_id)
+
+    def edges_from(self, lot_id: str) -> list[Edge]:
+        """Stored edges from ``lot_id`` in log order (without this transaction's)."""
+        return self._stored_domain.edges(self._stored_domain.sql.sel_edges_from, lot_id)
 
     # -- writes ------------------------------------------------------------
 
@@ -677,6 +1166,70 @@ class SqlWriteTx:
         self._check_open()
         self._checkpoints[checkpoint.size] = checkpoint
 
+    def apply_domain(self, changes: Sequence[DomainChange]) -> None:
+        """Stage domain changes (reads in this transaction see them); written at commit.
+
+        Raises:
+            KeyError: a MarkCorrected names an unknown event (as DomainState.apply).
+        """
+        self._check_open()
+        staged = list(changes)
+        self._domain.apply(staged)
+        sql = self._stored_domain.sql
+        for change in staged:
+            if isinstance(change, PutLot):
+                self._lots[change.state.lot_id] = change.state
+            elif isinstance(change, AddLotEvent):
+                self._lot_event_rows.append(
+                    {
+                        "lot_id": change.lot_id,
+                        "idx": change.index,
+                        "pos": self._next_pos(self._lot_event_pos, sql.last_event_pos, change),
+                        "kind": change.kind,
+                    }
+                )
+            elif isinstance(change, AddEvent):
+                row = {
+                    "event_id": change.event_id,
+                    "idx": change.index,
+                    "kind": change.kind,
+                    "participant": change.participant,
+                    "time": change.time,
+                    "corrected_by": None,
+                }
+                self._event_rows.append(row)
+                self._event_rows_by_id[change.event_id] = row
+                # Nothing is stored for a new statement yet: its rows number from 0.
+                self._lot_event_pos.setdefault(change.index, 0)
+                self._edge_pos.setdefault(change.index, 0)
+            elif isinstance(change, PutShipment):
+                self._shipments[change.state.event_id] = change.state
+            elif isinstance(change, AddEdge):
+                self._edge_rows.append(
+                    {
+                        "parent": change.parent,
+                        "child": change.child,
+                        "idx": change.index,
+                        "pos": self._next_pos(self._edge_pos, sql.last_edge_pos, change),
+                        "kind": change.kind,
+                    }
+                )
+            elif isinstance(change, MarkCorrected):
+                pending = self._event_rows_by_id.get(change.event_id)
+                if pending is not None:
+                    pending["corrected_by"] = change.by_index
+                else:
+                    self._corrections[change.event_id] = change.by_index
+
+    def _next_pos(
+        self, counters: dict[int, int], query: _Raw, change: AddLotEvent | AddEdge
+    ) -> int:
+        pos = counters.get(change.index)
+        if pos is None:
+            pos = self._stored_domain.next_pos(query, change.index)
+        counters[change.index] = pos + 1
+        return pos
+
     # -- commit machinery (used by SqlStore.write) ---------------------------
 
     def _check_open(self) -> None:
@@ -759,9 +1312,34 @@ class SqlWriteTx:
         self._keys.clear()
         self._checkpoints.clear()
 
+    def _write_domain(self) -> None:
+        """Write the staged domain rows (at commit only; see _StoredDomain)."""
+        db = self._driver
+        if self._event_rows:
+            db.write(db.sql.ins_events, self._event_rows)
+        if self._corrections:
+            db.write(
+                db.sql.upd_corrected,
+                [
+                    {"corrected_event": event_id, "by_index": by_index}
+                    for event_id, by_index in self._corrections.items()
+                ],
+            )
+        if self._lots:
+            db.write(db.sql.upsert_lots, [_lot_params(s) for s in self._lots.values()])
+        if self._shipments:
+            db.write(
+                db.sql.upsert_shipments, [_shipment_params(s) for s in self._shipments.values()]
+            )
+        if self._lot_event_rows:
+            db.write(db.sql.ins_lot_events, self._lot_event_rows)
+        if self._edge_rows:
+            db.write(db.sql.ins_edges, self._edge_rows)
+
     def _commit_prepare(self) -> None:
-        """Flush and move the head; the caller then commits."""
+        """Flush, write the domain rows and move the head; the caller then commits."""
         self._flush()
+        self._write_domain()
         if self._size != self._head_size:
             with _TRANSLATE:
                 moved = self._conn.execute(
@@ -864,6 +1442,7 @@ class SqlStore:
                 tx._commit_prepare()
             finally:
                 tx._open = False
+                tx._driver.close()
 
     def size(self) -> int:
         """Number of entries (the tree size)."""
@@ -991,6 +1570,49 @@ class SqlStore:
             if len(rows) < self._chunk_rows:
                 return
             cursor = rows[-1].size + 1
+
+    def lot(self, lot_id: str) -> LotState | None:
+        """A lot's current state, or None."""
+        with self._connect() as conn:
+            row = conn.execute(_SEL_LOT, {"lot_id": lot_id}).first()
+        return None if row is None else _lot(row)
+
+    def shipment(self, event_id: bytes) -> ShipmentState | None:
+        """A shipment by the event id of its ship statement, or None."""
+        with self._connect() as conn:
+            row = conn.execute(_SEL_SHIPMENT, {"event_id": event_id}).first()
+        return None if row is None else _shipment(row)
+
+    def event(self, event_id: bytes) -> EventRecord | None:
+        """A domain statement's record, ``lots`` in the order its statement listed them."""
+        with self._connect() as conn:
+            row = conn.execute(_SEL_EVENT, {"event_id": event_id}).first()
+            if row is None:
+                return None
+            return _event(row, conn.execute(_SEL_EVENT_LOTS, {"idx": row.idx}).all())
+
+    def edges_into(self, lot_id: str) -> list[Edge]:
+        """Edges whose child is ``lot_id``, in log order."""
+        with self._connect() as conn:
+            return [_edge(row) for row in conn.execute(_SEL_EDGES_INTO, {"lot_id": lot_id})]
+
+    def edges_from(self, lot_id: str) -> list[Edge]:
+        """Edges whose parent is ``lot_id``, in log order."""
+        with self._connect() as conn:
+            return [_edge(row) for row in conn.execute(_SEL_EDGES_FROM, {"lot_id": lot_id})]
+
+    def history(self, lot_id: str) -> list[LotEvent]:
+        """The statements that touched a lot, in log order."""
+        with self._connect() as conn:
+            rows = conn.execute(_SEL_HISTORY, {"lot_id": lot_id}).all()
+        return [LotEvent(lot_id=row.lot_id, index=row.idx, kind=row.kind) for row in rows]
+
+    def held_by(self, participant: str) -> list[LotState]:
+        """Lots ``participant`` holds now (held or packed), by lot id."""
+        with self._connect() as conn:
+            rows = conn.execute(_SEL_HELD, {"participant": participant}).all()
+        # Sorted here, not in SQL: a database collation must not change the order.
+        return sorted((_lot(row) for row in rows), key=lambda s: s.lot_id)
 
     def close(self) -> None:
         """Close every pooled connection."""

@@ -474,12 +474,21 @@ def test_open_refuses_a_database_that_is_not_initialised(sql_url, tmp_path):
     assert not (tmp_path / "db").exists()  # open() never creates the SQLite file
 
 
+def _head() -> str:
+    """The newest revision shipped: the highest-numbered migration file."""
+    from ledger.storage import sql
+
+    return max(
+        p.name[:4] for p in (sql._MIGRATIONS_DIR / "versions").glob("[0-9][0-9][0-9][0-9]_*.py")
+    )
+
+
 def test_schema_status_before_and_after_migrate(sql_url):
-    current, head = schema_status(sql_url)
-    assert (current, head) == (None, "0001")
+    head = _head()
+    assert schema_status(sql_url) == (None, head)
     migrate(sql_url)
     migrate(sql_url)  # idempotent
-    assert schema_status(sql_url) == ("0001", "0001")
+    assert schema_status(sql_url) == (head, head)
     store = SqlStore.open(sql_url)
     assert store.size() == 0
     store.close()
@@ -489,16 +498,18 @@ def test_open_refuses_an_old_schema_until_migrated(sql_url, tmp_path, monkeypatc
     from ledger.storage import sql
 
     migrate(sql_url)
+    head = _head()
+    later = f"{int(head) + 1:04d}"
     newer = tmp_path / "migrations"
     shutil.copytree(sql._MIGRATIONS_DIR, newer, ignore=shutil.ignore_patterns("__pycache__"))
-    (newer / "versions" / "0002_later.py").write_text(
+    (newer / "versions" / f"{later}_later.py").write_text(
         textwrap.dedent(
-            """
+            f"""
             from alembic import op
             import sqlalchemy as sa
 
-            revision = "0002"
-            down_revision = "0001"
+            revision = "{later}"
+            down_revision = "{head}"
             branch_labels = None
             depends_on = None
 
@@ -513,13 +524,15 @@ def test_open_refuses_an_old_schema_until_migrated(sql_url, tmp_path, monkeypatc
         )
     )
     monkeypatch.setattr(sql, "_MIGRATIONS_DIR", newer)
-    assert schema_status(sql_url) == ("0001", "0002")
-    with pytest.raises(SchemaError, match=r"0001 .* is older than 0002: run `mandi admin migrate`"):
+    assert schema_status(sql_url) == (head, later)
+    with pytest.raises(
+        SchemaError, match=rf"{head} .* is older than {later}: run `mandi admin migrate`"
+    ):
         SqlStore.open(sql_url)
     migrate(sql_url)
     SqlStore.open(sql_url).close()
     monkeypatch.undo()
-    with pytest.raises(SchemaError, match=r"0002 .* unknown to this version"):
+    with pytest.raises(SchemaError, match=rf"{later} .* unknown to this version"):
         SqlStore.open(sql_url)
 
 
