@@ -15,8 +15,10 @@ appended is the ledger's.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -28,9 +30,10 @@ from api.deps import AppState
 from api.limits import BodyLimitMiddleware
 from api.metrics import Metrics, MetricsMiddleware
 from api.problems import PROBLEM_MEDIA_TYPE, PROBLEMS, ApiError, install_problem_handlers
-from api.routes import events, health, log, participants
+from api.routes import events, health, log, lots, pages, participants, qr
 from api.settings import Settings
 from ledger import Ledger, __version__
+from ledger.commit import GroupCommitter, WriterLock
 from ledger.datadir import open_ledger
 from ledger.storage.sql import SqlStore, schema_status
 
@@ -74,15 +77,21 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
         if settings.run_checkpointer
         else None
     )
+    # Started here or by the first submission (transports without a lifespan);
+    # stopped on shutdown after uvicorn stopped taking requests: it commits
+    # what is queued before the store closes.
+    committer = GroupCommitter(ledger, lock=_writer_lock(ledger))
     served = ledger
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        committer.start()
         if checkpointer is not None:
             checkpointer.start()
         try:
             yield
         finally:
+            committer.stop()
             if checkpointer is not None:
                 checkpointer.stop()
             if owned:
@@ -94,13 +103,23 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
         description=_DESCRIPTION,
         lifespan=lifespan,
         redoc_url=None,
+        # Metrics are Prometheus (api.metrics). FastAPI's OpenTelemetry hooks, even
+        # with no provider configured, look providers up on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.mandi = AppState(
-        ledger=ledger, settings=settings, metrics=metrics, readiness=_readiness(ledger)
+        ledger=ledger,
+        settings=settings,
+        metrics=metrics,
+        readiness=_readiness(ledger),
+        committer=committer,
     )
     install_problem_handlers(app)
-    for module in (events, participants, log, health):
+    for module in (events, participants, lots, log, health):
         app.include_router(module.router)
+    app.include_router(qr.router)
+    app.include_router(pages.router)
+    app.mount("/static", pages.static_files(), name="static")
     # Added innermost first: CORS sees every response, metrics time everything.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
@@ -109,8 +128,20 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
     return app
 
 
+SERVER_SWITCH_INTERVAL_S = 0.0001
+"""GIL hand-over interval in a server process (Python's default is 0.005 s)."""
+
+
 def create_app_from_env() -> FastAPI:
-    """The uvicorn factory: settings from ``MANDI_*`` variables, ledger from the data dir."""
+    """The uvicorn factory: settings from ``MANDI_*`` variables, ledger from the data dir.
+
+    It also shortens the interpreter's GIL switch interval in the worker: the
+    group-commit thread holds the database's write lock while it appends, and
+    each time it gives up the GIL (every SQLite call) it would otherwise wait up
+    to 5 ms for the event loop's thread to hand it back, stretching the lock
+    that the other workers queue on.
+    """
+    sys.setswitchinterval(SERVER_SWITCH_INTERVAL_S)
     return create_app(Settings.from_env())
 
 
@@ -125,6 +156,17 @@ def _add_cors(app: FastAPI, settings: Settings) -> None:
         allow_credentials=False,
         max_age=600,
     )
+
+
+def _writer_lock(ledger: Ledger) -> WriterLock | None:
+    """For a SQLite file, the lock the workers of ``mandi serve`` take turns with."""
+    store = ledger.store
+    if not isinstance(store, SqlStore) or store.engine.url.get_backend_name() != "sqlite":
+        return None
+    database = store.engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return WriterLock(Path(f"{database}-writer.lock"))
 
 
 def _readiness(ledger: Ledger) -> Callable[[], int]:

@@ -91,6 +91,8 @@ PROBLEMS: dict[str, ProblemKind] = {
     "bad_proof_request": ProblemKind(400, "Proof or range parameters out of range"),
     "out_of_range": ProblemKind(400, "Parameter out of range"),
     "page_too_large": ProblemKind(400, "Page larger than the maximum page size"),
+    "bad_lot_id": ProblemKind(400, "Not a canonical lot id"),
+    "depth_too_large": ProblemKind(400, "Trace depth beyond the limit"),
     # -- 403: the signature does not authorise the statement ----------------
     "bad_signature": ProblemKind(403, "Signature does not verify"),
     "bad_request_signature": ProblemKind(403, "Registry request signature does not verify"),

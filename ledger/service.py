@@ -5,17 +5,22 @@ answers reads, builds inclusion and consistency proofs from stored nodes, and
 signs checkpoints with the log key. It is the only module that combines the
 admission rules, the Merkle arithmetic and storage. It owns no HTTP, no CLI and
 no file layout (that is :mod:`ledger.datadir`); time comes from an injected clock.
+
+It also keeps personal data off the log: a clear value is stored (outside the
+append transaction, never in an entry) only once it opens the salted commitment
+the participant's signed profile carries, and erasing it leaves the log as it was.
 """
 
 from __future__ import annotations
 
 import time as _time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ledger.admission import LogIdentity, admit
 from ledger.checkpoint import Checkpoint, sign_checkpoint
+from ledger.domain.personal import PERSONAL_FIELDS, PersonalRecord, verify_commitment
 from ledger.domain.rules import LotState
 from ledger.domain.trace import (
     MAX_TRACE_DEPTH,
@@ -24,7 +29,14 @@ from ledger.domain.trace import (
     trace_back,
     trace_forward,
 )
-from ledger.errors import NotFoundError, ProofError
+from ledger.errors import (
+    EncodingError,
+    LedgerError,
+    NotFoundError,
+    ProofError,
+    StorageError,
+    VerificationError,
+)
 from ledger.hashing import Digest
 from ledger.keys import Signer, VerifyingKey
 from ledger.merkle import (
@@ -69,6 +81,10 @@ class HistoryItem:
     accepted_ms: int
     body: dict[str, Any]
     corrected_by: int | None
+    statement: bytes = b""
+    """The exact stored statement bytes (what the signature covers)."""
+    signature: bytes = b""
+    """The statement's Ed25519 signature, as submitted."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -174,36 +190,78 @@ class Ledger:
         if len(items) > MAX_BATCH:
             raise ValueError(f"a batch holds at most {MAX_BATCH} statements")
         now = self._clock()
-        results: list[AppendResult] = []
         with self.store.write() as tx:
-            size = tx.size()
-            prev = tx.last_leaf_hash()
-            for signed in items:
-                existing = tx.entry_by_event_id(signed.event_id)
-                if existing is not None:
-                    results.append(AppendResult(entry=existing, created=False))
-                    continue
-                admission = admit(signed, index=size, accepted_ms=now, log=self.log, view=tx)
-                entry = Entry(
-                    index=size,
-                    accepted_ms=now,
-                    prev=prev,
-                    statement=signed.statement.raw,
-                    signature=signed.signature,
-                )
-                leaf = entry.leaf_hash
-                tx.put_entry(entry, leaf)
-                parents = new_nodes_for_append(size, leaf, _lookup(tx))
-                parents.pop((0, size), None)
-                tx.put_nodes(parents)
-                tx.apply_registry(admission.changes)
-                tx.apply_domain(admission.domain)
-                results.append(AppendResult(entry=entry, created=True))
-                prev = leaf
-                size += 1
-            if self._checkpoint_due(tx, size, now):
-                self._put_checkpoint(tx, size, now)
+            tail = _Tail(size=tx.size(), prev=tx.last_leaf_hash())
+            results = [self._append_one(tx, tail, signed, now) for signed in items]
+            if self._checkpoint_due(tx, tail.size, now):
+                self._put_checkpoint(tx, tail.size, now)
         return results
+
+    def append_each(self, items: Sequence[SignedStatement]) -> list[AppendResult | LedgerError]:
+        """Append statements in order in one transaction, each on its own merits.
+
+        Each item is admitted against the log as the items accepted before it
+        left it (a later item may use a key an earlier one enrolled). A refused
+        item is skipped: its slot holds the refusal, and it changes nothing. A
+        statement already in the log (or accepted earlier in the call) returns
+        the existing entry with ``created=False``. Nothing is acknowledged before
+        the transaction commits: the results exist only once it has.
+
+        This is the group commit: many independent submissions, one commit
+        (one fsync) between them. :class:`ledger.commit.GroupCommitter` feeds it.
+
+        Returns:
+            One slot per item, in order: its :class:`AppendResult` or its
+            :class:`~ledger.errors.LedgerError`.
+
+        Raises:
+            ValueError: more than :data:`MAX_BATCH` items.
+            StorageError: the store failed or the commit was refused; nothing
+                of the call is stored.
+        """
+        if len(items) > MAX_BATCH:
+            raise ValueError(f"a call holds at most {MAX_BATCH} statements")
+        now = self._clock()
+        results: list[AppendResult | LedgerError] = []
+        with self.store.write() as tx:
+            tail = _Tail(size=tx.size(), prev=tx.last_leaf_hash())
+            for signed in items:
+                try:
+                    results.append(self._append_one(tx, tail, signed, now))
+                except StorageError:
+                    raise  # the transaction itself failed: no item can stand
+                except LedgerError as exc:
+                    results.append(exc)
+            if self._checkpoint_due(tx, tail.size, now):
+                self._put_checkpoint(tx, tail.size, now)
+        return results
+
+    def _append_one(
+        self, tx: WriteTx, tail: _Tail, signed: SignedStatement, now: int
+    ) -> AppendResult:
+        """Admit and stage one statement at ``tail`` (writes nothing if refused)."""
+        existing = tx.entry_by_event_id(signed.event_id)
+        if existing is not None:
+            return AppendResult(entry=existing, created=False)
+        # admit() is pure: a refusal raises before anything is written.
+        admission = admit(signed, index=tail.size, accepted_ms=now, log=self.log, view=tx)
+        entry = Entry(
+            index=tail.size,
+            accepted_ms=now,
+            prev=tail.prev,
+            statement=signed.statement.raw,
+            signature=signed.signature,
+        )
+        leaf = entry.leaf_hash
+        tx.put_entry(entry, leaf)
+        parents = new_nodes_for_append(tail.size, leaf, _lookup(tx))
+        parents.pop((0, tail.size), None)
+        tx.put_nodes(parents)
+        tx.apply_registry(admission.changes)
+        tx.apply_domain(admission.domain)
+        tail.prev = leaf
+        tail.size += 1
+        return AppendResult(entry=entry, created=True)
 
     def flush_checkpoint(self) -> StoredCheckpoint | None:
         """Sign a checkpoint for the current size if the newest one is older.
@@ -316,26 +374,37 @@ class Ledger:
     def history(self, lot_id: str) -> list[HistoryItem]:
         """Every statement on a lot in log order, corrections and corrected ones included.
 
+        Two indexed reads per statement (its entry and its event record), none
+        of the registry: the event record names the signing participant.
+
         Raises:
             NotFoundError: ``unknown_lot``.
         """
-        self.lot(lot_id)
+        lines = self.store.history(lot_id)
+        if not lines:
+            self.lot(lot_id)  # every lot's history holds its creation: unknown_lot
         items: list[HistoryItem] = []
-        for line in self.store.history(lot_id):
+        for line in lines:
             entry = self.store.entry(line.index)
             statement = Statement.from_bytes(entry.statement)
             record = self.store.event(entry.event_id)
-            signer = self.store.key(statement.signer)
+            if record is not None:
+                participant, corrected_by = record.participant, record.corrected_by
+            else:  # pragma: no cover - every statement in a history has a record
+                signer = self.store.key(statement.signer)
+                participant, corrected_by = (signer.participant if signer else ""), None
             items.append(
                 HistoryItem(
                     index=entry.index,
                     event_id=entry.event_id,
                     kind=statement.kind,
-                    participant=signer.participant if signer is not None else "",
+                    participant=participant,
                     time=statement.time,
                     accepted_ms=entry.accepted_ms,
                     body=statement.body,
-                    corrected_by=record.corrected_by if record is not None else None,
+                    corrected_by=corrected_by,
+                    statement=entry.statement,
+                    signature=entry.signature,
                 )
             )
         return items
@@ -356,6 +425,95 @@ class Ledger:
         """What a participant holds now."""
         return self.store.held_by(participant)
 
+    # -- personal data, kept off the log ---------------------------------------
+
+    def put_personal(
+        self, participant_id: str, field: str, value: str, salt: bytes, public: bool = False
+    ) -> None:
+        """Keep one personal value off the log, once it opens the profile's commitment.
+
+        The participant's enrolment profile (signed, in the log) carries
+        ``personal.<field>`` = ``commit(value, salt)``; only a value and salt
+        that reproduce it are stored, so the table never holds a value the
+        participant did not commit to. A second call for the same field
+        replaces the first (e.g. to change ``public``).
+
+        Args:
+            participant_id: the enrolled participant.
+            field: ``name``, ``national_id`` or ``phone``.
+            value: the clear value, exactly the committed string.
+            salt: the 16-byte salt of that commitment.
+            public: the participant allows the value on the public page.
+
+        Raises:
+            EncodingError: a bad field, value or salt (see :class:`PersonalRecord`).
+            NotFoundError: ``unknown_participant``.
+            VerificationError: ``not_committed`` (the profile commits to no such
+                field) or ``commitment_mismatch``, naming ``personal.<field>``.
+        """
+        record = PersonalRecord(
+            participant=participant_id, field=field, value=value, salt=salt, public=public
+        )
+        commitments = self._participant_profile(participant_id).get("personal")
+        expected = commitments.get(field) if isinstance(commitments, Mapping) else None
+        if not isinstance(expected, str):
+            raise VerificationError(
+                f"personal.{field}: the profile of {participant_id} commits to no {field}",
+                code="not_committed",
+                field=f"personal.{field}",
+            )
+        try:
+            verify_commitment(expected, value, salt)
+        except VerificationError as exc:
+            raise VerificationError(
+                f"personal.{field}: value and salt do not open the commitment in the profile "
+                f"of {participant_id}",
+                code="commitment_mismatch",
+                field=f"personal.{field}",
+            ) from exc
+        self.store.put_personal(record)
+
+    def erase_personal(self, participant_id: str, field: str | None = None) -> int:
+        """Erase a participant's off-log personal values: one field, or all of them.
+
+        The log is untouched and still verifies; its commitments no longer
+        reveal or confirm anything once the salt is gone.
+
+        Returns:
+            How many values were erased (0 when there was nothing to erase).
+
+        Raises:
+            EncodingError: ``bad_value``: ``field`` is not a personal field.
+            NotFoundError: ``unknown_participant``.
+        """
+        if field is not None and field not in PERSONAL_FIELDS:
+            raise EncodingError(
+                f"field: must be one of {', '.join(PERSONAL_FIELDS)}",
+                code="bad_value",
+                field="field",
+            )
+        self._participant_profile(participant_id)
+        return self.store.erase_personal(participant_id, field)
+
+    def public_personal(self, participant_id: str) -> dict[str, str]:
+        """The personal values the participant allowed on the public page: field -> value.
+
+        Raises:
+            NotFoundError: ``unknown_participant``.
+        """
+        self._participant_profile(participant_id)
+        return {r.field: r.value for r in self.store.personal(participant_id) if r.public}
+
+    def _participant_profile(self, participant_id: str) -> Mapping[str, Any]:
+        participant = self.store.participant(participant_id)
+        if participant is None:
+            raise NotFoundError(
+                f"participant {participant_id} is not enrolled",
+                code="unknown_participant",
+                field="participant",
+            )
+        return participant.profile
+
     def _check_size(self, tree_size: int) -> None:
         size = self.store.size()
         if not 0 <= tree_size <= size:
@@ -364,6 +522,14 @@ class Ledger:
                 code="bad_proof_request",
                 field="tree_size",
             )
+
+
+@dataclass(slots=True, kw_only=True)
+class _Tail:
+    """The end of the log inside one append transaction: its size and last leaf hash."""
+
+    size: int
+    prev: Digest
 
 
 def _lookup(tx: WriteTx) -> Callable[[NodeId], Digest]:

@@ -29,6 +29,8 @@ from pathlib import Path
 from types import ModuleType
 
 import bench_baselines
+import bench_http
+import bench_import
 import bench_ledger
 import bench_proofs
 import cryptography
@@ -41,7 +43,13 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "bench" / "latest.json"
 DEFAULT_CACHE = ROOT / "bench" / "cache"
 
-MODULES: tuple[ModuleType, ...] = (bench_baselines, bench_ledger, bench_proofs)
+MODULES: tuple[ModuleType, ...] = (
+    bench_baselines,
+    bench_ledger,
+    bench_proofs,
+    bench_http,
+    bench_import,
+)
 """Modules whose ``PHASES`` make up the registry, in running order."""
 
 EXIT_INTERRUPTED = 130

@@ -33,6 +33,21 @@ EXPECTED = {
     "proof.inclusion.p99_ms",
     "proof.consistency.p50_ms",
     "proof.consistency.p99_ms",
+    "import.rate",
+    *(
+        f"http.w{w}.{name}"
+        for w in (1, 2)
+        for name in (
+            "single.rate",
+            "single.p50_ms",
+            "single.p99_ms",
+            "batch.rate",
+            "history.c8.p50_ms",
+            "history.c8.p99_ms",
+            "history.c32.p50_ms",
+            "history.c32.p99_ms",
+        )
+    ),
 }
 KEYS = {"name", "value", "unit", "baseline", "ratio", "target", "note"}
 
@@ -75,6 +90,12 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
         "audit.rate",
         "proof.inclusion.p99_ms",
         "proof.consistency.p99_ms",
+        "import.rate",
+        *(
+            f"http.w{w}.{name}"
+            for w in (1, 2)
+            for name in ("single.rate", "single.p99_ms", "batch.rate", "history.c8.p99_ms")
+        ),
     }
 
 

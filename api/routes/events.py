@@ -7,12 +7,13 @@ statement already in the log is idempotent: 200 with the existing entry.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Sequence
 from typing import Annotated, overload
 
 from fastapi import APIRouter, Path, Response
 
-from api.deps import LedgerDep, MetricsDep, SettingsDep
+from api.deps import CommitterDep, LedgerDep, MetricsDep, SettingsDep
 from api.problems import ApiError, problem_responses
 from api.schemas import HEX64, BatchItemOut, BatchOut, BatchRequest, EntryOut, Envelope
 from ledger import AppendResult, LedgerError, SignedStatement, digest_from_hex
@@ -43,11 +44,16 @@ EventIdPath = Annotated[
         **_WRITE_PROBLEMS,
     },
 )
-def submit_event(
-    envelope: Envelope, ledger: LedgerDep, metrics: MetricsDep, response: Response
+async def submit_event(
+    envelope: Envelope, committer: CommitterDep, metrics: MetricsDep, response: Response
 ) -> EntryOut:
-    """Append a statement signed by a registered key (201), or return its entry if known (200)."""
-    result = ledger.append(envelope.to_signed())
+    """Append a statement signed by a registered key (201), or return its entry if known (200).
+
+    Concurrent submissions share one commit (group commit); the answer comes
+    only once the statement is durable.
+    """
+    signed = envelope.to_signed()
+    result = await asyncio.wrap_future(committer.submit_future(signed))
     metrics.appends.inc(int(result.created))
     return entry_response(result, response)
 
@@ -66,6 +72,7 @@ def submit_event(
 def submit_batch(
     batch: BatchRequest,
     ledger: LedgerDep,
+    committer: CommitterDep,
     settings: SettingsDep,
     metrics: MetricsDep,
     response: Response,
@@ -89,7 +96,9 @@ def submit_batch(
             raise
     cursor = _Cursor(signed)
     try:
-        results = ledger.append_batch(cursor)
+        # Its own transaction, taking turns with the group commits of every worker.
+        with committer.hold_writer_lock():
+            results = ledger.append_batch(cursor)
     except LedgerError as exc:
         if cursor.position is not None:
             _name_item(exc, cursor.position)

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
-from api.deps import LedgerDep, MetricsDep, SettingsDep
+from api.deps import CommitterDep, LedgerDep, MetricsDep, SettingsDep
 from api.metrics import Metrics
 from api.problems import ApiError, problem_responses
 from api.routes.events import entry_response
@@ -35,6 +35,7 @@ from ledger import (
     Ledger,
     SignedStatement,
 )
+from ledger.commit import GroupCommitter
 from ledger.encoding import MAX_SAFE_INTEGER
 
 __all__ = ["router"]
@@ -65,12 +66,16 @@ _WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
     responses=_WRITE_RESPONSES,
 )
 def enrol_participant(
-    envelope: Envelope, ledger: LedgerDep, metrics: MetricsDep, response: Response
+    envelope: Envelope,
+    ledger: LedgerDep,
+    committer: CommitterDep,
+    metrics: MetricsDep,
+    response: Response,
 ) -> ParticipantWriteOut:
     """Append an ``enrol`` statement signed by the operator, carrying the participant's request."""
     signed = _statement_for_route(envelope, KIND_ENROL, None)
     participant_id = _named_participant(signed)[0]
-    return _write(ledger, metrics, signed, participant_id, response)
+    return _write(ledger, committer, metrics, signed, participant_id, response)
 
 
 @router.post(
@@ -84,12 +89,13 @@ def rotate_key(
     participant_id: ParticipantIdPath,
     envelope: Envelope,
     ledger: LedgerDep,
+    committer: CommitterDep,
     metrics: MetricsDep,
     response: Response,
 ) -> ParticipantWriteOut:
     """Append a ``rotate`` statement for the participant in the path."""
     signed = _statement_for_route(envelope, KIND_ROTATE, participant_id)
-    return _write(ledger, metrics, signed, participant_id, response)
+    return _write(ledger, committer, metrics, signed, participant_id, response)
 
 
 @router.post(
@@ -103,12 +109,13 @@ def revoke_key(
     participant_id: ParticipantIdPath,
     envelope: Envelope,
     ledger: LedgerDep,
+    committer: CommitterDep,
     metrics: MetricsDep,
     response: Response,
 ) -> ParticipantWriteOut:
     """Append a ``revoke`` statement for the participant in the path."""
     signed = _statement_for_route(envelope, KIND_REVOKE, participant_id)
-    return _write(ledger, metrics, signed, participant_id, response)
+    return _write(ledger, committer, metrics, signed, participant_id, response)
 
 
 @router.get(
@@ -237,12 +244,13 @@ def _named_participant(signed: SignedStatement) -> tuple[str | None, str]:
 
 def _write(
     ledger: Ledger,
+    committer: GroupCommitter,
     metrics: Metrics,
     signed: SignedStatement,
     participant_id: str | None,
     response: Response,
 ) -> ParticipantWriteOut:
-    result = ledger.append(signed)
+    result = committer.submit(signed)
     metrics.appends.inc(int(result.created))
     entry = entry_response(result, response)
     participant = _participant(ledger, participant_id) if participant_id else None

@@ -21,7 +21,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from client.cli.lots import history_command, lots_command, trace_command
+from client.cli.personal import personal_app
+from client.cli.qr import labels_command, qr_command
+from client.cli.record import admin_enrol_command, record_app, register_command
 from client.cli.serve import serve_command
+from client.cli.sync import (
+    checkpoint_from_server,
+    cli_errors,
+    import_command,
+    keys_app,
+    outbox_command,
+    sync_command,
+)
 from client.demo import run_demo, synthetic_statements
 from ledger.audit import audit_log
 from ledger.checkpoint import NoteVerifier
@@ -42,16 +53,30 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="mandi",
-    help="Mandi: a provenance ledger for agricultural produce, signed, chained and Merkle-logged.",
+    help="Mandi: a provenance ledger for agricultural produce, signed, chained and Merkle-logged."
+    "\n\nClient settings come from flags, else MANDI_SERVER, MANDI_LOG_VKEY, MANDI_ORIGIN, "
+    "MANDI_KEY, MANDI_PARTICIPANT, MANDI_OUTBOX, MANDI_KEYS_DIR, else the config file "
+    "~/.config/mandi/config.toml (or MANDI_CONFIG) with the keys server, log_vkey, origin, key, "
+    "participant, outbox, keys_dir.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
 admin_app = typer.Typer(help="Operator commands: initialise and migrate a data directory.")
 app.add_typer(admin_app, name="admin")
+admin_app.add_typer(personal_app, name="personal")
 app.command("serve")(serve_command)
 app.command("history")(history_command)
 app.command("trace")(trace_command)
 app.command("lots")(lots_command)
+app.command("qr")(qr_command)
+app.command("labels")(labels_command)
+app.add_typer(record_app, name="record")
+app.command("register")(register_command)
+admin_app.command("enrol")(admin_enrol_command)
+app.command("sync")(sync_command)
+app.command("outbox")(outbox_command)
+app.command("import")(import_command)
+app.add_typer(keys_app, name="keys")
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -278,9 +303,21 @@ def checkpoint_cmd(
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Write the note here (default stdout).")
     ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            help="Fetch it from this server instead: verified with the log vkey and proven "
+            "to extend the newest checkpoint seen before.",
+        ),
+    ] = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Save the newest signed checkpoint (C2SP signed note)."""
+    if server:
+        with cli_errors(verbose):
+            checkpoint_from_server(server, log_vkey=None, outbox=None, output=output)
+        return
     with _errors(verbose):
         store = SqlStore.open(resolve_db_url(data_dir, db))
         try:

@@ -14,12 +14,17 @@ Erasing a person's data deletes the clear value and the salt; the log keeps the
 commitment, which stays verifiable as a hash but no longer reveals or confirms
 anything.
 
+:class:`PersonalRecord` is the off-log row itself (participant, field, clear
+value, salt, and whether the participant allowed it on the public page), as a
+:class:`~ledger.storage.Store` keeps it.
+
 This module is pure: it never draws randomness (the caller passes the salt,
 e.g. ``secrets.token_bytes(SALT_SIZE)``) and it stores nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import re
@@ -31,6 +36,7 @@ __all__ = [
     "PERSONAL_DOMAIN",
     "PERSONAL_FIELDS",
     "SALT_SIZE",
+    "PersonalRecord",
     "check_commitment",
     "commit",
     "verify_commitment",
@@ -45,7 +51,9 @@ SALT_SIZE = 16
 PERSONAL_FIELDS = ("name", "national_id", "phone")
 """The personal values a profile may commit to (under ``profile.personal``)."""
 
+_MAX_VALUE_CHARS = 200
 _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
+_PARTICIPANT_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
 def commit(value: str, salt: bytes) -> str:
@@ -90,3 +98,58 @@ def check_commitment(value: Any, *, field: str) -> str:
             field=field,
         )
     return value
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class PersonalRecord:
+    """One personal value kept off the log, with the salt of its commitment.
+
+    The clear ``value`` and the ``salt`` are left out of ``repr`` so that a log
+    line or a traceback never prints them.
+
+    Attributes:
+        participant: the participant id the value belongs to.
+        field: one of :data:`PERSONAL_FIELDS` (``name``, ``national_id``, ``phone``).
+        value: the clear value, exactly the committed string (1-200 characters).
+        salt: the 16-byte salt of this value's commitment (never shared).
+        public: the participant allowed the value on the public page.
+
+    Raises:
+        EncodingError: ``bad_participant_id``, ``bad_value`` (field),
+            ``bad_string`` (value) or ``bad_salt``, naming the attribute.
+    """
+
+    participant: str
+    field: str
+    value: str = dataclasses.field(repr=False)
+    salt: bytes = dataclasses.field(repr=False)
+    public: bool = False
+
+    def __post_init__(self) -> None:
+        if not _PARTICIPANT_RE.fullmatch(self.participant):
+            raise EncodingError(
+                "participant: must match [a-z0-9][a-z0-9._-]{0,63}",
+                code="bad_participant_id",
+                field="participant",
+            )
+        if self.field not in PERSONAL_FIELDS:
+            raise EncodingError(
+                f"field: must be one of {', '.join(PERSONAL_FIELDS)}",
+                code="bad_value",
+                field="field",
+            )
+        if not 1 <= len(self.value) <= _MAX_VALUE_CHARS:
+            raise EncodingError(
+                f"{self.field}: the value must be 1-{_MAX_VALUE_CHARS} characters",
+                code="bad_string",
+                field=self.field,
+            )
+        if len(self.salt) != SALT_SIZE:
+            raise EncodingError(
+                f"{self.field}: the salt must be {SALT_SIZE} bytes", code="bad_salt", field="salt"
+            )
+
+    @property
+    def commitment(self) -> str:
+        """The commitment this record opens (what the profile carries)."""
+        return commit(self.value, self.salt)

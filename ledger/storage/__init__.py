@@ -2,7 +2,8 @@
 
 A :class:`Store` holds entries (the exact signed statement bytes, never a
 re-serialised copy), the stored Merkle nodes (complete subtrees only), the
-registry state derived from the log, and the signed checkpoints. Appends happen
+registry state derived from the log, the signed checkpoints, and (apart from
+all of these) the personal values kept off the log. Appends happen
 inside :meth:`Store.write`: one transaction, serialised against every other
 writer (other threads and other processes), in which reads see the
 transaction's own writes, and which either commits everything or nothing.
@@ -21,6 +22,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from ledger.domain.personal import PersonalRecord
 from ledger.domain.rules import DomainChange, EventRecord, LotState, ShipmentState
 from ledger.domain.state import LotEvent
 from ledger.domain.trace import Edge
@@ -167,6 +169,21 @@ class Store(_Reads, Protocol):
 
     def held_by(self, participant: str) -> list[LotState]:
         """Lots a participant holds now (held, or packed in a unit it holds), by lot id."""
+        ...
+
+    # Personal data, off the log: each call commits on its own, outside any
+    # append transaction, and never reads or writes an entry.
+
+    def put_personal(self, record: PersonalRecord) -> None:
+        """Store ``record``, replacing the participant's earlier value of that field."""
+        ...
+
+    def personal(self, participant_id: str) -> list[PersonalRecord]:
+        """A participant's personal values, by field."""
+        ...
+
+    def erase_personal(self, participant_id: str, field: str | None = None) -> int:
+        """Delete a participant's values (only ``field`` when given); returns how many."""
         ...
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from ledger.domain.personal import PersonalRecord
 from ledger.domain.rules import DomainChange, DomainView, EventRecord, LotState, ShipmentState
 from ledger.domain.state import DomainOverlay, DomainState, LotEvent
 from ledger.domain.trace import Edge
@@ -143,6 +144,9 @@ class MemoryStore(_Reader):
     def __init__(self) -> None:
         self._state = _State()
         self._lock = threading.Lock()
+        # Personal data lives off the log: outside _State and the append lock.
+        self._personal: dict[tuple[str, str], PersonalRecord] = {}
+        self._personal_lock = threading.Lock()
 
     @contextmanager
     def write(self) -> Iterator[_MemoryTx]:
@@ -205,6 +209,28 @@ class MemoryStore(_Reader):
 
     def held_by(self, participant: str) -> list[LotState]:
         return self._state.domain.held_by(participant)
+
+    def put_personal(self, record: PersonalRecord) -> None:
+        with self._personal_lock:
+            self._personal[(record.participant, record.field)] = record
+
+    def personal(self, participant_id: str) -> list[PersonalRecord]:
+        with self._personal_lock:
+            return sorted(
+                (r for (pid, _), r in self._personal.items() if pid == participant_id),
+                key=lambda r: r.field,
+            )
+
+    def erase_personal(self, participant_id: str, field: str | None = None) -> int:
+        with self._personal_lock:
+            doomed = [
+                key
+                for key in self._personal
+                if key[0] == participant_id and (field is None or key[1] == field)
+            ]
+            for key in doomed:
+                del self._personal[key]
+            return len(doomed)
 
     def close(self) -> None:
         """Nothing to release."""

@@ -40,6 +40,10 @@ inserts and updates (corrections). The statements an append runs for each
 statement (its event-id lookup, its lot lookups, the domain rows) go straight
 to the DBAPI cursor, compiled once per dialect; see :class:`_Driver`.
 
+Personal data (migration 0003) lives in ``personal_data``, outside the log: its
+methods commit on their own, are never part of an append transaction, and
+never touch the entries.
+
 It does not decide what may be appended (that is :mod:`ledger.service` and
 :mod:`ledger.admission`), compute Merkle nodes (:mod:`ledger.merkle`), or create
 tables implicitly: a database is initialised and upgraded only by
@@ -82,6 +86,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -98,6 +103,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from ledger.domain.personal import PersonalRecord
 from ledger.domain.rules import (
     STATUS_HELD,
     STATUS_PACKED,
@@ -148,8 +154,8 @@ _WRITE_OPTION: Final = "mandi_write"
 
 
 # ---------------------------------------------------------------------------
-# Tables. The migrations in migrations/versions/ (0001_initial.py, 0002_domain.py)
-# create the same schema; change both together (and add a new revision, never
+# Tables. The migrations in migrations/versions/ (0001_initial.py, 0002_domain.py,
+# 0003_personal.py) create the same schema; change both together (and add a new revision, never
 # edit an old one).
 
 # SQLite makes a single-column "INTEGER" primary key an alias of the rowid (no
@@ -338,6 +344,18 @@ class LotEdgeRow(Base):
     kind: Mapped[str] = mapped_column(Text)
 
 
+class PersonalRow(Base):
+    """A personal value kept off the log (migration 0003); never written by an append."""
+
+    __tablename__ = "personal_data"
+
+    participant: Mapped[str] = mapped_column(Text, primary_key=True)
+    field: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    salt: Mapped[bytes] = mapped_column(LargeBinary(16))
+    public: Mapped[bool] = mapped_column(Boolean)
+
+
 # ---------------------------------------------------------------------------
 # Statements built once (SQLAlchemy caches their compiled form).
 
@@ -420,6 +438,13 @@ _SEL_CHECKPOINTS = (
     .limit(bindparam("n"))
 )
 _SEL_META = select(MetaRow.value).where(MetaRow.key == bindparam("key"))
+_SEL_PERSONAL = select(
+    PersonalRow.participant,
+    PersonalRow.field,
+    PersonalRow.value,
+    PersonalRow.salt,
+    PersonalRow.public,
+).where(PersonalRow.participant == bindparam("participant"))
 _INS_ENTRIES = insert(EntryRow)
 _INS_NODES = insert(NodeRow)
 
@@ -533,6 +558,15 @@ class _Upserts:
         meta = make(MetaRow)
         self.meta = meta.on_conflict_do_update(
             index_elements=[MetaRow.key], set_={"value": meta.excluded.value}
+        )
+        personal = make(PersonalRow)
+        self.personal = personal.on_conflict_do_update(
+            index_elements=[PersonalRow.participant, PersonalRow.field],
+            set_={
+                "value": personal.excluded.value,
+                "salt": personal.excluded.salt,
+                "public": personal.excluded.public,
+            },
         )
         lots = make(LotRow)
         self.lots = lots.on_conflict_do_update(
@@ -1631,6 +1665,48 @@ class SqlStore:
         with self._connect(write=True) as conn, conn.begin():
             conn.execute(_SEL_HEAD_FOR_UPDATE).first()
             conn.execute(self._upserts.meta, {"key": key, "value": value})
+
+    # -- personal data, off the log (its own transactions; never an entry) -----
+
+    def put_personal(self, record: PersonalRecord) -> None:
+        """Store or replace one personal value (by participant and field); commits."""
+        row = {
+            "participant": record.participant,
+            "field": record.field,
+            "value": record.value,
+            "salt": record.salt,
+            "public": record.public,
+        }
+        with self._connect(write=True) as conn, conn.begin():
+            conn.execute(self._upserts.personal, row)
+
+    def personal(self, participant_id: str) -> list[PersonalRecord]:
+        """A participant's personal values, by field."""
+        with self._connect() as conn:
+            rows = conn.execute(_SEL_PERSONAL, {"participant": participant_id}).all()
+        records = (
+            PersonalRecord(
+                participant=row.participant,
+                field=row.field,
+                value=row.value,
+                salt=bytes(row.salt),
+                public=bool(row.public),
+            )
+            for row in rows
+        )
+        return sorted(records, key=lambda r: r.field)
+
+    def erase_personal(self, participant_id: str, field: str | None = None) -> int:
+        """Delete a participant's personal values (one field, or all); commits.
+
+        Returns:
+            How many values were deleted.
+        """
+        statement = delete(PersonalRow).where(PersonalRow.participant == participant_id)
+        if field is not None:
+            statement = statement.where(PersonalRow.field == field)
+        with self._connect(write=True) as conn, conn.begin():
+            return int(conn.execute(statement).rowcount)
 
 
 # ---------------------------------------------------------------------------

@@ -93,12 +93,6 @@ def test_unknown_path_and_method_are_problems(api):
     assert_problem(api.request("PUT", "/v1/events"), 405, "method_not_allowed")
 
 
-def test_lot_routes_are_not_served_yet(api):
-    assert_problem(api.get("/v1/lots/farm-1%2F2026%2FA/history"), 404, "not_found")
-    paths = api.get("/openapi.json").json()["paths"]
-    assert not [p for p in paths if "lot" in p]
-
-
 def test_metrics(api, world):
     enrol(world, "farm-1")
     api.post("/v1/events", json=envelope(harvest(world, "farm-1")))
@@ -188,6 +182,14 @@ def test_openapi_documents_every_route_with_problems_and_examples(api):
         ("post", "/v1/participants/{participant_id}/rotate"),
         ("post", "/v1/participants/{participant_id}/revoke"),
         ("get", "/v1/registry"),
+        ("get", "/v1/lots/{lot_id}"),
+        ("get", "/v1/lots/{lot_id}/history"),
+        ("get", "/v1/lots/{lot_id}/trace"),
+        ("get", "/v1/lots/{lot_id}/qr.png"),
+        ("get", "/v1/lots/{lot_id}/qr.svg"),
+        ("get", "/l/{lot_id}"),
+        ("get", "/01/{gtin}/10/{batch}"),
+        ("get", "/v1/participants/{participant_id}/lots"),
         ("get", "/v1/log"),
         ("get", "/v1/log/checkpoint"),
         ("get", "/v1/log/vkey"),

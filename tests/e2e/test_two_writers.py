@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from client.demo import demo_signer
@@ -41,6 +42,7 @@ def test_two_processes_append_to_one_sqlite_file(tmp_path):
         )
     )
     base = ledger.size()
+    go = tmp_path / "go"
     writers = [
         subprocess.Popen(
             [
@@ -57,6 +59,8 @@ def test_two_processes_append_to_one_sqlite_file(tmp_path):
         )
         for name in ("a", "b")
     ]
+    time.sleep(1.0)  # both writers have opened the ledger and wait for the go file
+    go.touch()
     acknowledged: list[tuple[int, str]] = []
     for proc in writers:
         out, _ = proc.communicate(timeout=120)

@@ -1,11 +1,15 @@
 """A writer process for the concurrency tests: appends statements, printing each acknowledged id.
 
-Usage: python -m tests.e2e.writer_process DATA_DIR WRITER_NAME COUNT
+Usage: python -m tests.e2e.writer_process DATA_DIR WRITER_NAME COUNT [GO_FILE]
+
+With GO_FILE, the writer opens the ledger, then waits until that file exists, so
+several writers start appending at the same moment.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +21,10 @@ from ledger.statements import Statement, sign_statement
 def main() -> None:
     data_dir, name, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     ledger = open_ledger(data_dir, checkpoint_delay_ms=50)
+    if len(sys.argv) > 4:
+        go = Path(sys.argv[4])
+        while not go.exists():
+            time.sleep(0.001)
     signer = demo_signer("farm.punjab.1")
     claimed = datetime.now(tz=UTC).replace(microsecond=0) - timedelta(hours=1)
     for n in range(count):

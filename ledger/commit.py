@@ -1,0 +1,291 @@
+"""Group commit: many concurrent single-statement submissions, one transaction between them.
+
+A durable append costs one commit, and on SQLite with ``synchronous=FULL`` a
+commit is an fsync of a few milliseconds, so a server that commits each
+submission alone tops out at a few hundred statements a second however many
+clients it has. :class:`GroupCommitter` runs one writer thread that takes every
+submission waiting in its queue (up to ``max_batch``), appends them with
+:meth:`Ledger.append_each` in one transaction, and only then hands each
+submitter its own result or its own refusal. While one group commits, the next
+one gathers, so the group size follows the load without tuning: one client sees
+one commit per statement, 32 clients share each commit.
+
+Per submission the semantics are exactly those of :meth:`Ledger.append`: a
+statement is admitted against the log including everything committed before it
+(in its group too), a refusal changes nothing and reaches only its submitter,
+a known statement returns its entry with ``created=False``, and nothing is
+acknowledged before the commit that makes it durable.
+
+Several processes on one SQLite file (``mandi serve --workers N``) take turns
+through :class:`WriterLock`, an OS file lock held around each transaction.
+SQLite's own wait for its write lock (``busy_timeout``) polls with sleeps of
+up to 100 ms, so a writer that finds another one committing would otherwise lose
+tens of milliseconds each time; ``flock`` wakes the next writer as soon as the
+lock is free.
+
+This module owns the queue, the writer thread, its lifetime and the writer
+lock. It decides nothing about what may be appended (that is
+:meth:`Ledger.append_each`), and knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
+
+from ledger.errors import LedgerError
+from ledger.service import MAX_BATCH, AppendResult, Ledger
+from ledger.statements import SignedStatement
+
+__all__ = ["DEFAULT_IDLE_S", "DEFAULT_MAX_WAIT_MS", "GroupCommitter", "WriterLock"]
+
+DEFAULT_MAX_WAIT_MS = 0.0
+"""How long a group waits for more submissions once it has one (0: take what is queued)."""
+DEFAULT_IDLE_S = 2.0
+"""An idle writer thread exits after this long; the next submission starts another."""
+
+log = logging.getLogger("mandi.commit")
+
+_Pending = tuple[SignedStatement, "Future[AppendResult]"]
+
+
+class WriterLock:
+    """An exclusive lock shared by the threads of this process and by other processes.
+
+    A :class:`threading.Lock` orders this process's threads; ``flock`` on
+    ``path`` (created if missing, never removed) orders the processes. Both
+    wake a waiter as soon as the holder releases. POSIX only.
+
+    Args:
+        path: the lock file, next to the database it guards.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._thread_lock = threading.Lock()
+        self._fd: int | None = None
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Hold the lock for the ``with`` block."""
+        with self._thread_lock:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        """Close the lock file (the lock must not be held)."""
+        with self._thread_lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+class GroupCommitter:
+    """Append submissions from many threads in shared transactions.
+
+    Args:
+        ledger: the ledger to append to.
+        max_batch: most submissions in one transaction (1 to :data:`MAX_BATCH`).
+        max_wait_ms: once a group holds one submission, how long to wait for
+            more before committing (0: commit what is queued at once; the
+            groups then grow by themselves while the previous one commits).
+        idle_s: the writer thread exits after this long without work and is
+            started again by the next submission (so an app whose lifespan
+            never runs, as under a test transport, leaves no thread behind).
+        lock: held around each transaction (a :class:`WriterLock` when other
+            processes write to the same SQLite file); default none.
+
+    The writer thread starts with :meth:`start` or with the first submission;
+    :meth:`stop` commits everything already submitted and joins it. A
+    committer may be started again after :meth:`stop`.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        max_batch: int = MAX_BATCH,
+        max_wait_ms: float = DEFAULT_MAX_WAIT_MS,
+        idle_s: float = DEFAULT_IDLE_S,
+        lock: WriterLock | None = None,
+    ) -> None:
+        if not 1 <= max_batch <= MAX_BATCH:
+            raise ValueError(f"max_batch must be in [1, {MAX_BATCH}]")
+        if max_wait_ms < 0 or idle_s <= 0:
+            raise ValueError("requires max_wait_ms >= 0 and idle_s > 0")
+        self.ledger = ledger
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_ms / 1000
+        self.idle_s = idle_s
+        self.lock = lock
+        self._queue: deque[_Pending] = deque()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self.groups = 0
+        """Transactions committed so far (for tests and metrics)."""
+
+    # -- submitting --------------------------------------------------------------
+
+    def submit(self, signed: SignedStatement) -> AppendResult:
+        """Append one statement; block until it is durable (or refused).
+
+        Returns:
+            The entry holding the statement and whether this call created it.
+
+        Raises:
+            LedgerError: the statement's refusal (nothing changed), or the
+                storage error that failed its group's commit.
+        """
+        return self.submit_future(signed).result()
+
+    def submit_future(self, signed: SignedStatement) -> Future[AppendResult]:
+        """Queue one statement; the future resolves after the commit that holds it.
+
+        Cancelling the future before the writer takes the statement withdraws
+        it (it is never appended); once taken, cancelling has no effect.
+        """
+        future: Future[AppendResult] = Future()
+        with self._cond:
+            self._queue.append((signed, future))
+            self._ensure_thread()
+            self._cond.notify()
+        return future
+
+    # -- lifetime ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the writer thread (idempotent)."""
+        with self._cond:
+            self._stopping = False
+            self._ensure_thread()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Commit everything already submitted, then end the writer thread.
+
+        Submissions that arrive while stopping are still committed; call this
+        once no new ones arrive (a server: after it stopped taking requests).
+        """
+        with self._cond:
+            self._stopping = True
+            thread = self._thread
+            self._cond.notify_all()
+        if thread is not None:
+            thread.join(timeout)
+        with self._cond:
+            self._stopping = False
+
+    @property
+    def running(self) -> bool:
+        """Whether the writer thread is alive."""
+        with self._cond:
+            return self._thread is not None
+
+    def pending(self) -> int:
+        """Submissions waiting for the writer."""
+        with self._cond:
+            return len(self._queue)
+
+    def hold_writer_lock(self) -> AbstractContextManager[None]:
+        """The writer lock, for other writers of this process (a batch append)."""
+        return self.lock.hold() if self.lock is not None else nullcontext()
+
+    def _ensure_thread(self) -> None:
+        # Called with the condition held.
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="mandi-group-commit", daemon=True
+            )
+            self._thread.start()
+
+    # -- the writer ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            group = self._next_group()
+            if group is None:
+                return
+            self._commit(group)
+
+    def _next_group(self) -> list[_Pending] | None:
+        """The next submissions to commit, or None when the thread should end."""
+        with self._cond:
+            idle_until = time.monotonic() + self.idle_s
+            while not self._queue:
+                if self._stopping:
+                    self._thread = None
+                    return None
+                left = idle_until - time.monotonic()
+                if left <= 0:
+                    self._thread = None
+                    return None
+                self._cond.wait(left)
+            if self.max_wait_s > 0 and not self._stopping:
+                deadline = time.monotonic() + self.max_wait_s
+                while len(self._queue) < self.max_batch and not self._stopping:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+            group: list[_Pending] = []
+            while self._queue and len(group) < self.max_batch:
+                signed, future = self._queue.popleft()
+                # A submitter that gave up before we took it is not appended.
+                if future.set_running_or_notify_cancel():
+                    group.append((signed, future))
+            return group
+
+    def _commit(self, group: Sequence[_Pending]) -> None:
+        if not group:
+            return
+        try:
+            with self.hold_writer_lock():
+                results = self.ledger.append_each([signed for signed, _ in group])
+        except LedgerError as exc:
+            # The transaction failed as a whole (storage): nothing of the group
+            # is stored, and every submitter gets the error.
+            for _, future in group:
+                future.set_exception(exc)
+            return
+        except Exception as exc:
+            if len(group) == 1:
+                group[0][1].set_exception(exc)
+                return
+            # Nothing was stored; find the culprit by committing each alone.
+            log.exception("group commit of %d statements failed; retrying one by one", len(group))
+            for pending in group:
+                self._commit_alone(pending)
+            return
+        self.groups += 1
+        for (_, future), result in zip(group, results, strict=True):
+            if isinstance(result, LedgerError):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    def _commit_alone(self, pending: _Pending) -> None:
+        signed, future = pending
+        try:
+            with self.hold_writer_lock():
+                [result] = self.ledger.append_each([signed])
+        except Exception as exc:  # noqa: BLE001 - the error goes to its submitter
+            future.set_exception(exc)
+            return
+        self.groups += 1
+        if isinstance(result, LedgerError):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
