@@ -39,6 +39,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 from ledger.errors import LedgerError
@@ -55,6 +56,14 @@ DEFAULT_IDLE_S = 2.0
 log = logging.getLogger("mandi.commit")
 
 _Pending = tuple[SignedStatement, "Future[AppendResult]"]
+
+
+@dataclass(slots=True)
+class _Batch:
+    """A batch submission: appended alone, all or none, by :meth:`Ledger.append_batch`."""
+
+    items: Sequence[SignedStatement]
+    future: Future[list[AppendResult]]
 
 
 class WriterLock:
@@ -131,7 +140,7 @@ class GroupCommitter:
         self.max_wait_s = max_wait_ms / 1000
         self.idle_s = idle_s
         self.lock = lock
-        self._queue: deque[_Pending] = deque()
+        self._queue: deque[_Pending | _Batch] = deque()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -161,6 +170,21 @@ class GroupCommitter:
         future: Future[AppendResult] = Future()
         with self._cond:
             self._queue.append((signed, future))
+            self._ensure_thread()
+            self._cond.notify()
+        return future
+
+    def submit_batch_future(self, items: Sequence[SignedStatement]) -> Future[list[AppendResult]]:
+        """Queue a batch: appended in its own transaction, all or none, in queue order.
+
+        The writer thread runs :meth:`Ledger.append_batch` on ``items`` (which it
+        iterates there) and resolves the future with its results or its error.
+        Batches and single submissions share one writer, so a process's
+        appends never wait on each other's database lock.
+        """
+        future: Future[list[AppendResult]] = Future()
+        with self._cond:
+            self._queue.append(_Batch(items=items, future=future))
             self._ensure_thread()
             self._cond.notify()
         return future
@@ -218,9 +242,12 @@ class GroupCommitter:
             group = self._next_group()
             if group is None:
                 return
-            self._commit(group)
+            if isinstance(group, _Batch):
+                self._commit_batch(group)
+            else:
+                self._commit(group)
 
-    def _next_group(self) -> list[_Pending] | None:
+    def _next_group(self) -> list[_Pending] | _Batch | None:
         """The next submissions to commit, or None when the thread should end."""
         with self._cond:
             idle_until = time.monotonic() + self.idle_s
@@ -240,13 +267,30 @@ class GroupCommitter:
                     if left <= 0:
                         break
                     self._cond.wait(left)
+            first = self._queue[0]
+            if isinstance(first, _Batch):
+                self._queue.popleft()
+                return first if first.future.set_running_or_notify_cancel() else []
             group: list[_Pending] = []
             while self._queue and len(group) < self.max_batch:
-                signed, future = self._queue.popleft()
+                pending = self._queue[0]
+                if isinstance(pending, _Batch):
+                    break  # its own transaction, next round
+                self._queue.popleft()
                 # A submitter that gave up before we took it is not appended.
-                if future.set_running_or_notify_cancel():
-                    group.append((signed, future))
+                if pending[1].set_running_or_notify_cancel():
+                    group.append(pending)
             return group
+
+    def _commit_batch(self, batch: _Batch) -> None:
+        try:
+            with self.hold_writer_lock():
+                results = self.ledger.append_batch(batch.items)
+        except Exception as exc:  # noqa: BLE001 - the error goes to its submitter
+            batch.future.set_exception(exc)
+            return
+        self.groups += 1
+        batch.future.set_result(results)
 
     def _commit(self, group: Sequence[_Pending]) -> None:
         if not group:

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
+import bench_audit
 import bench_baselines
 import bench_http
 import bench_import
@@ -49,6 +50,7 @@ MODULES: tuple[ModuleType, ...] = (
     bench_proofs,
     bench_http,
     bench_import,
+    bench_audit,
 )
 """Modules whose ``PHASES`` make up the registry, in running order."""
 

@@ -69,9 +69,8 @@ async def submit_event(
         **_WRITE_PROBLEMS,
     },
 )
-def submit_batch(
+async def submit_batch(
     batch: BatchRequest,
-    ledger: LedgerDep,
     committer: CommitterDep,
     settings: SettingsDep,
     metrics: MetricsDep,
@@ -96,9 +95,8 @@ def submit_batch(
             raise
     cursor = _Cursor(signed)
     try:
-        # Its own transaction, taking turns with the group commits of every worker.
-        with committer.hold_writer_lock():
-            results = ledger.append_batch(cursor)
+        # Its own transaction, run by the same writer as the single submissions.
+        results = await asyncio.wrap_future(committer.submit_batch_future(cursor))
     except LedgerError as exc:
         if cursor.position is not None:
             _name_item(exc, cursor.position)

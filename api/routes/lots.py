@@ -366,8 +366,13 @@ def get_lot(lot_id: LotIdPath, ledger: LedgerDep) -> LotOut:
     summary="Every statement on a lot, in log order",
     responses=_LOT_PROBLEMS,
 )
-def lot_history(lot_id: LotIdPath, ledger: LedgerDep) -> HistoryOut:
+async def lot_history(lot_id: LotIdPath, ledger: LedgerDep) -> HistoryOut:
     """Each statement decoded from its stored bytes, with the bytes and signature to verify it."""
+    # Run on the event loop, not in the thread pool: a history is a few indexed
+    # reads (two per statement) of a local database, all holding the GIL but
+    # for microseconds; threads would only queue on the GIL for each of them
+    # (measured: half the throughput at 8 concurrent clients). The unbounded
+    # walks (trace, recalls, holdings) stay in the pool.
     lot = lot_id_from_path(lot_id)
     return HistoryOut(
         lot_id=lot,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from client.cli.audit import export_command, proof_command, verify_command
 from client.cli.lots import history_command, lots_command, trace_command
 from client.cli.personal import personal_app
 from client.cli.qr import labels_command, qr_command
@@ -34,12 +35,9 @@ from client.cli.sync import (
     sync_command,
 )
 from client.demo import run_demo, synthetic_statements
-from ledger.audit import audit_log
-from ledger.checkpoint import NoteVerifier
 from ledger.datadir import (
     DataDirError,
     init_data_dir,
-    load_verifier,
     open_ledger,
     read_operator,
     resolve_db_url,
@@ -70,6 +68,9 @@ app.command("trace")(trace_command)
 app.command("lots")(lots_command)
 app.command("qr")(qr_command)
 app.command("labels")(labels_command)
+app.command("verify")(verify_command)
+app.command("export")(export_command)
+app.command("proof")(proof_command)
 app.add_typer(record_app, name="record")
 app.command("register")(register_command)
 admin_app.command("enrol")(admin_enrol_command)
@@ -225,75 +226,6 @@ def _progress() -> Progress:
         transient=True,
         disable=not err.is_terminal,
     )
-
-
-@app.command("verify")
-def verify(
-    db: DbOpt = None,
-    log_vkey: Annotated[
-        str | None,
-        typer.Option(
-            "--log-vkey",
-            help="The log's verifier key (string or file): the trust anchor.",
-            envvar="MANDI_LOG_VKEY",
-        ),
-    ] = None,
-    checkpoint: Annotated[
-        Path | None,
-        typer.Option("--checkpoint", help="A checkpoint saved earlier that the log must extend."),
-    ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    verbose: VerboseOpt = False,
-) -> None:
-    """Re-verify a whole log: signatures, chain, registry, Merkle roots, checkpoints.
-
-    Exit 0 when everything holds, 1 with the findings, 2 on usage errors.
-    """
-    if not db:
-        _fail("--db URL (or MANDI_DATABASE_URL) is required", EXIT_USAGE)
-    if not log_vkey:
-        _fail(
-            "--log-vkey VKEY (or MANDI_LOG_VKEY) is required: the audit needs a trust anchor "
-            "that does not come from the data it checks",
-            EXIT_USAGE,
-        )
-    try:
-        verifier: NoteVerifier = load_verifier(log_vkey)
-        saved = checkpoint.read_text(encoding="utf-8") if checkpoint is not None else None
-    except (LedgerError, OSError) as exc:
-        _fail(f"{exc}", EXIT_USAGE)
-    with _errors(verbose):
-        store = SqlStore.open(db)
-        try:
-            size = store.size()
-            with _progress() as progress:
-                task = progress.add_task("auditing", total=size)
-                report = audit_log(
-                    store.entries(0, size),
-                    (cp.note for cp in store.checkpoints()),
-                    log_verifier=verifier,
-                    stored_leaves=store.leaf_hashes(0, size),
-                    saved_checkpoint=saved,
-                    consistency_proof=_consistency_fetcher(store),
-                    progress=lambda n: progress.update(task, completed=n),
-                )
-        finally:
-            store.close()
-    if json_out:
-        sys.stdout.write(report.to_json_text() + "\n")
-    else:
-        out.print(report.to_text(), highlight=False, markup=False)
-    if not report.ok:
-        raise typer.Exit(EXIT_FINDINGS)
-
-
-def _consistency_fetcher(store: SqlStore) -> Callable[[int, int], list[bytes]]:
-    reader = Ledger.reader(store)
-
-    def fetch(size1: int, size2: int) -> list[bytes]:
-        return list(reader.consistency_proof(size1, size2))
-
-    return fetch
 
 
 @app.command("checkpoint")

@@ -290,6 +290,10 @@ class _Gated:
             raise RuntimeError("a bug in admission")
         return self.ledger.append_each(items)
 
+    def append_batch(self, items):
+        self.sizes.append(len(items))
+        return self.ledger.append_batch(items)
+
 
 def _wait_for(predicate) -> None:
     deadline = threading.Event()
@@ -496,3 +500,27 @@ def test_the_committer_holds_its_lock_around_each_commit(sqlite_world, tmp_path)
         committer.stop()
         lock.close()
     assert seen == [1]
+
+
+def test_batches_share_the_writer_and_stay_all_or_none(sqlite_world):
+    world = sqlite_world
+    gated = _Gated(world.ledger)
+    committer = GroupCommitter(gated)  # type: ignore[arg-type]
+    committer.submit_future(world.statement("farm-a"))
+    _wait_for(lambda: committer.pending() == 0)
+    size = world.ledger.size() + 1
+    before = committer.submit_future(world.statement("farm-a"))
+    good = [world.statement("farm-a") for _ in range(3)]
+    batch = committer.submit_batch_future(good)
+    bad = [world.statement("farm-a"), _tampered(world.statement("farm-a"))]
+    refused = committer.submit_batch_future(bad)
+    after = committer.submit_future(world.statement("farm-a"))
+    gated.gate.set()
+    assert before.result(10).entry.index == size
+    assert [r.entry.index for r in batch.result(10)] == [size + 1, size + 2, size + 3]
+    assert isinstance(refused.exception(10), SignatureError)
+    assert after.result(10).entry.index == size + 4
+    committer.stop()
+    assert world.store.entry_by_event_id(bad[0].event_id) is None
+    # The singles around the batches are not merged into them.
+    assert gated.sizes == [1, 1, 3, 2, 1]
