@@ -34,6 +34,13 @@ EXPECTED = {
     "proof.consistency.p50_ms",
     "proof.consistency.p99_ms",
     "import.rate",
+    "verify.cryptography.cores",
+    "verify.pynacl.cores",
+    "audit.parallel.rate",
+    "audit.parallel.rate_vs_pynacl",
+    "audit.parallel.cpu_rate",
+    "audit.parallel.peak_rss",
+    "audit.incremental.seconds",
     *(
         f"http.w{w}.{name}"
         for w in (1, 2)
@@ -91,6 +98,9 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
         "proof.inclusion.p99_ms",
         "proof.consistency.p99_ms",
         "import.rate",
+        "audit.parallel.rate",
+        "audit.parallel.rate_vs_pynacl",
+        "audit.incremental.seconds",
         *(
             f"http.w{w}.{name}"
             for w in (1, 2)
