@@ -9,7 +9,8 @@ directory. :func:`create_app_from_env` is what uvicorn imports in each worker
 The app owns HTTP and nothing else: it parses shapes, maps errors through
 :mod:`api.problems`, enforces the HTTP limits (:mod:`api.limits`), exposes
 metrics (:mod:`api.metrics`) and runs the checkpoint timer
-(:mod:`api.checkpointer`) during its lifespan. Every rule about what may be
+(:mod:`api.checkpointer`) and, when witnesses are configured, the witness
+pusher (:mod:`api.witnessing`) during its lifespan. Every rule about what may be
 appended is the ledger's.
 """
 
@@ -32,6 +33,7 @@ from api.metrics import Metrics, MetricsMiddleware
 from api.problems import PROBLEM_MEDIA_TYPE, PROBLEMS, ApiError, install_problem_handlers
 from api.routes import events, health, log, lots, pages, participants, qr
 from api.settings import Settings
+from api.witnessing import WitnessPusher
 from ledger import Ledger, __version__
 from ledger.commit import GroupCommitter, WriterLock
 from ledger.datadir import open_ledger
@@ -71,9 +73,24 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
             db_url=settings.database_url,
             checkpoint_delay_ms=settings.checkpoint_delay_ms,
         )
-    metrics = Metrics(ledger)
+    metrics = Metrics(ledger, [w.verifier for w in settings.witnesses])
+    pusher = (
+        WitnessPusher(
+            ledger,
+            settings.witnesses,
+            metrics=metrics,
+            interval_s=ledger.checkpoint_delay_ms / 1000,
+            retry_s=settings.witness_retry_s,
+        )
+        if settings.run_checkpointer and settings.witnesses
+        else None
+    )
     checkpointer = (
-        Checkpointer(ledger, interval_s=ledger.checkpoint_delay_ms / 1000)
+        Checkpointer(
+            ledger,
+            interval_s=ledger.checkpoint_delay_ms / 1000,
+            on_signed=pusher.poke if pusher is not None else None,
+        )
         if settings.run_checkpointer
         else None
     )
@@ -88,12 +105,16 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
         committer.start()
         if checkpointer is not None:
             checkpointer.start()
+        if pusher is not None:
+            pusher.start()
         try:
             yield
         finally:
             committer.stop()
             if checkpointer is not None:
                 checkpointer.stop()
+            if pusher is not None:
+                pusher.stop()
             if owned:
                 served.store.close()
 

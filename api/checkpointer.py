@@ -11,12 +11,16 @@ Several workers (processes) each run one: they are safe together because
 only when the newest stored checkpoint is smaller than the log, so two workers
 never sign two checkpoints for one size. The cheap read-only check comes first,
 so an idle server takes no write lock.
+
+After it signs, it calls ``on_signed`` (the witness pusher's ``poke``, see
+:mod:`api.witnessing`); a failure there is logged and never stops the timer.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from ledger import Ledger, LedgerError
 
@@ -31,8 +35,15 @@ MIN_INTERVAL_S = 0.05
 class Checkpointer:
     """A daemon thread calling ``ledger.flush_checkpoint()`` every delay when needed."""
 
-    def __init__(self, ledger: Ledger, *, interval_s: float) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        interval_s: float,
+        on_signed: Callable[[], None] | None = None,
+    ) -> None:
         self._ledger = ledger
+        self._on_signed = on_signed
         self._interval = max(interval_s, MIN_INTERVAL_S)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -43,6 +54,8 @@ class Checkpointer:
         if self._ledger.size() <= (latest.size if latest is not None else 0):
             return False
         self._ledger.flush_checkpoint()
+        if self._on_signed is not None:
+            self._on_signed()
         return True
 
     def start(self) -> None:

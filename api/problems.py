@@ -101,6 +101,7 @@ PROBLEMS: dict[str, ProblemKind] = {
     "not_operator": ProblemKind(403, "Registry statements must be signed by the operator"),
     # -- 404, 409 -----------------------------------------------------------
     "not_found": ProblemKind(404, "Not found"),
+    "no_cosigned_checkpoint": ProblemKind(404, "No checkpoint has that many cosignatures yet"),
     "method_not_allowed": ProblemKind(405, "Method not allowed"),
     "key_exists": ProblemKind(409, "Key is already registered"),
     "conflict": ProblemKind(409, "Concurrent append conflict; retry"),

@@ -187,8 +187,8 @@ class DbSource:
         return self.store.size()
 
     def checkpoints(self) -> list[BundleCheckpoint]:
-        """Every stored checkpoint."""
-        return [BundleCheckpoint(size=c.size, note=c.note) for c in self.store.checkpoints()]
+        """Every stored checkpoint, each with every witness cosignature stored for it."""
+        return [BundleCheckpoint(size=c.size, note=c.note) for c in self._ledger().checkpoints()]
 
     def entry_items(self, start: int, end: int) -> tuple[Form, Iterator[Any]]:
         """Entry values, as the store reads them."""
@@ -279,7 +279,7 @@ class ServerSource:
         return int(self.client.log_info()["tree_size"])
 
     def checkpoints(self) -> list[BundleCheckpoint]:
-        """The newest checkpoint (a server serves no older ones)."""
+        """The newest checkpoint, with its cosignatures (a server serves no older ones)."""
         note = self.client.checkpoint()
         return [BundleCheckpoint(size=_note_size(note), note=note)]
 

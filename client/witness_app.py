@@ -62,7 +62,7 @@ from ledger.witness import (
     SIZE_CONTENT_TYPE,
     AddCheckpointRequest,
     WitnessedTree,
-    WitnessRefusal,
+    WitnessRefusalError,
     check_add_checkpoint,
     format_size_response,
     log_verifiers,
@@ -114,7 +114,7 @@ def _text(body: str | bytes, status: int = 200, media_type: str = TEXT) -> Respo
     return Response(content=body, status_code=status, media_type=media_type)
 
 
-def _refusal_response(refusal: WitnessRefusal) -> Response:
+def _refusal_response(refusal: WitnessRefusalError) -> Response:
     if refusal.status == 409:
         return Response(
             content=format_size_response(refusal.known_size or 0),
@@ -167,7 +167,7 @@ class _Witness:
 
         try:
             verified = check_add_checkpoint(request, self.logs, known)
-        except WitnessRefusal as refusal:
+        except WitnessRefusalError as refusal:
             self._keep_evidence(refusal, request, body)
             return _refusal_response(refusal)
         checkpoint = verified.checkpoint
@@ -196,7 +196,7 @@ class _Witness:
         return note.with_signatures(line).to_text()
 
     def _keep_evidence(
-        self, refusal: WitnessRefusal, request: AddCheckpointRequest, body: bytes
+        self, refusal: WitnessRefusalError, request: AddCheckpointRequest, body: bytes
     ) -> None:
         # Only refusals raised after the log's signature verified reach these codes.
         if refusal.code not in EVIDENCE_CODES:

@@ -146,6 +146,7 @@ from ledger.statements import (
 from ledger.storage import (
     Store,
     StoredCheckpoint,
+    StoredCosignature,
     WriteTx,
 )
 
@@ -223,6 +224,7 @@ __all__ = [
     "StorageError",
     "Store",
     "StoredCheckpoint",
+    "StoredCosignature",
     "VerificationError",
     "VerifiedCheckpoint",
     "VerifyingKey",

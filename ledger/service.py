@@ -9,17 +9,31 @@ no file layout (that is :mod:`ledger.datadir`); time comes from an injected cloc
 It also keeps personal data off the log: a clear value is stored (outside the
 append transaction, never in an entry) only once it opens the salted commitment
 the participant's signed profile carries, and erasing it leaves the log as it was.
+
+Witness cosignatures (c2sp.org/tlog-cosignature) are off the log as well: a
+line is stored only after it verifies, with the witness's key, over a stored
+checkpoint's body (:meth:`Ledger.add_cosignature`); reads hand out each
+checkpoint's note with every stored cosignature appended. Asking witnesses to
+cosign (HTTP) is the server's business, not this module's.
 """
 
 from __future__ import annotations
 
+import json
 import time as _time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ledger.admission import LogIdentity, admit
-from ledger.checkpoint import Checkpoint, sign_checkpoint
+from ledger.checkpoint import (
+    SIG_TYPE_COSIGNATURE_V1,
+    Checkpoint,
+    NoteVerifier,
+    SignedNote,
+    open_cosignature,
+    sign_checkpoint,
+)
 from ledger.domain.personal import PERSONAL_FIELDS, PersonalRecord, verify_commitment
 from ledger.domain.rules import LotState
 from ledger.domain.trace import (
@@ -48,7 +62,7 @@ from ledger.merkle import (
 )
 from ledger.registry import SignedRequest, build_genesis
 from ledger.statements import Entry, SignedStatement, Statement
-from ledger.storage import NodeId, Store, StoredCheckpoint, WriteTx
+from ledger.storage import NodeId, Store, StoredCheckpoint, StoredCosignature, WriteTx
 
 __all__ = [
     "DEFAULT_CHECKPOINT_DELAY_MS",
@@ -325,6 +339,97 @@ class Ledger:
             raise NotFoundError("the log has no checkpoint yet")
         return latest
 
+    # -- witness cosignatures (off the log) -------------------------------------
+
+    def add_cosignature(self, size: int, line: str, witness: NoteVerifier) -> StoredCosignature:
+        """Verify a witness's cosignature line over the checkpoint of ``size``, then store it.
+
+        A line is stored only once :func:`~ledger.checkpoint.open_cosignature`
+        accepts it with ``witness``'s key; a second line by the same key for the
+        same checkpoint replaces the first.
+
+        Args:
+            size: the tree size of a stored checkpoint.
+            line: one signature line (``— name base64``), with or without its LF.
+            witness: the witness's ``cosignature/v1`` key (type ``0x04``).
+
+        Returns:
+            The stored cosignature (its line ends in LF).
+
+        Raises:
+            NotFoundError: no checkpoint of ``size`` is stored.
+            EncodingError: the line is malformed (``bad_note``).
+            SignatureError: the line is another key's (``missing_signature``) or
+                does not verify.
+            ValueError: ``witness`` is not a ``cosignature/v1`` key.
+        """
+        if witness.sig_type != SIG_TYPE_COSIGNATURE_V1:
+            raise ValueError("witness must be a cosignature/v1 (type 0x04) verifier")
+        stored = self._checkpoint(size)
+        line = line if line.endswith("\n") else line + "\n"
+        body = SignedNote.from_text(stored.note).text
+        cosignature = open_cosignature(body, line, witness)
+        row = StoredCosignature(
+            size=size,
+            name=cosignature.name,
+            key_hash=cosignature.key_hash,
+            line=line,
+            timestamp=cosignature.timestamp,
+        )
+        self.store.put_cosignatures([row])
+        return row
+
+    def cosigned_checkpoint(self, min_cosignatures: int = 0) -> StoredCheckpoint:
+        """The newest checkpoint with at least ``min_cosignatures``, every cosignature appended.
+
+        ``min_cosignatures == 0`` means the newest checkpoint, whatever it carries.
+
+        Raises:
+            NotFoundError: no checkpoint yet, or none with that many cosignatures
+                (code ``no_cosigned_checkpoint``).
+            ValueError: ``min_cosignatures < 0``.
+        """
+        if min_cosignatures < 0:
+            raise ValueError("min_cosignatures must be >= 0")
+        if min_cosignatures == 0:
+            return self.with_cosignatures(self.latest_checkpoint())
+        found = self.store.latest_cosigned_checkpoint(min_cosignatures)
+        if found is None:
+            raise NotFoundError(
+                f"no checkpoint carries {min_cosignatures} witness cosignatures yet",
+                code="no_cosigned_checkpoint",
+                field="min_cosignatures",
+            )
+        return self.with_cosignatures(found)
+
+    def with_cosignatures(self, checkpoint: StoredCheckpoint) -> StoredCheckpoint:
+        """``checkpoint`` with its stored cosignatures appended to the note (signed-note)."""
+        return _cosigned(checkpoint, self.store.cosignatures(checkpoint.size))
+
+    def checkpoints(self) -> Iterator[StoredCheckpoint]:
+        """Every stored checkpoint by ascending size, each with its cosignatures, streamed."""
+        cosignatures = iter(self.store.all_cosignatures())
+        pending = next(cosignatures, None)
+        for checkpoint in self.store.checkpoints():
+            lines: list[StoredCosignature] = []
+            while pending is not None and pending.size <= checkpoint.size:
+                if pending.size == checkpoint.size:
+                    lines.append(pending)
+                pending = next(cosignatures, None)
+            yield _cosigned(checkpoint, lines)
+
+    def _checkpoint(self, size: int) -> StoredCheckpoint:
+        # The store reads checkpoints by range only; the newest is the common case.
+        latest = self.store.latest_checkpoint()
+        if latest is not None and latest.size == size:
+            return latest
+        for stored in self.store.checkpoints():
+            if stored.size == size:
+                return stored
+            if stored.size > size:
+                break
+        raise NotFoundError(f"no checkpoint of size {size} is stored", field="size")
+
     def root_hash(self, tree_size: int) -> Digest:
         """Merkle root of the first ``tree_size`` entries, from O(log n) stored nodes."""
         self._check_size(tree_size)
@@ -374,34 +479,34 @@ class Ledger:
     def history(self, lot_id: str) -> list[HistoryItem]:
         """Every statement on a lot in log order, corrections and corrected ones included.
 
-        Two indexed reads per statement (its entry and its event record), none
-        of the registry: the event record names the signing participant.
+        One read of the store (:meth:`Store.history_entries`: the lot's lines
+        with each statement's entry and event record), none of the registry:
+        the event record names the signing participant.
 
         Raises:
             NotFoundError: ``unknown_lot``.
         """
-        lines = self.store.history(lot_id)
+        lines = self.store.history_entries(lot_id)
         if not lines:
             self.lot(lot_id)  # every lot's history holds its creation: unknown_lot
         items: list[HistoryItem] = []
         for line in lines:
-            entry = self.store.entry(line.index)
-            statement = Statement.from_bytes(entry.statement)
-            record = self.store.event(entry.event_id)
-            if record is not None:
-                participant, corrected_by = record.participant, record.corrected_by
+            entry = line.entry
+            kind, time, body = _stored_statement_fields(entry.statement)
+            if line.has_record:
+                participant, corrected_by = line.participant or "", line.corrected_by
             else:  # pragma: no cover - every statement in a history has a record
-                signer = self.store.key(statement.signer)
+                signer = self.store.key(Statement.from_bytes(entry.statement).signer)
                 participant, corrected_by = (signer.participant if signer else ""), None
             items.append(
                 HistoryItem(
                     index=entry.index,
                     event_id=entry.event_id,
-                    kind=statement.kind,
+                    kind=kind,
                     participant=participant,
-                    time=statement.time,
+                    time=time,
                     accepted_ms=entry.accepted_ms,
-                    body=statement.body,
+                    body=body,
                     corrected_by=corrected_by,
                     statement=entry.statement,
                     signature=entry.signature,
@@ -524,12 +629,41 @@ class Ledger:
             )
 
 
+def _stored_statement_fields(data: bytes) -> tuple[str, str, dict[str, Any]]:
+    """The kind, time and body of a stored statement.
+
+    A stored statement passed :meth:`Statement.from_bytes` when it was admitted,
+    so it is canonical JSON with a well-formed envelope: a plain parse gives the
+    same values as that check, at a fraction of its cost (which re-encodes the
+    statement to compare). Bytes that do not parse as such an envelope are
+    handed to :meth:`Statement.from_bytes`, which raises the precise error.
+    """
+    try:
+        obj = json.loads(data)
+        kind, time, body = obj["kind"], obj["time"], obj["body"]
+    except (ValueError, TypeError, KeyError):
+        obj = kind = time = body = None
+    if isinstance(kind, str) and isinstance(time, str) and isinstance(body, dict):
+        return kind, time, body
+    statement = Statement.from_bytes(data)  # raises EncodingError for what cannot be admitted
+    return statement.kind, statement.time, statement.body
+
+
 @dataclass(slots=True, kw_only=True)
 class _Tail:
     """The end of the log inside one append transaction: its size and last leaf hash."""
 
     size: int
     prev: Digest
+
+
+def _cosigned(
+    checkpoint: StoredCheckpoint, cosignatures: Iterable[StoredCosignature]
+) -> StoredCheckpoint:
+    # Appending whole lines keeps the note byte-exact signed-note text; the
+    # lines verified before they were stored, and a reader verifies them again.
+    lines = "".join(c.line for c in cosignatures)
+    return replace(checkpoint, note=checkpoint.note + lines) if lines else checkpoint
 
 
 def _lookup(tx: WriteTx) -> Callable[[NodeId], Digest]:

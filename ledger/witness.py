@@ -47,7 +47,7 @@ __all__ = [
     "MAX_REQUEST_SIZE",
     "SIZE_CONTENT_TYPE",
     "AddCheckpointRequest",
-    "WitnessRefusal",
+    "WitnessRefusalError",
     "WitnessedTree",
     "check_add_checkpoint",
     "format_size_response",
@@ -164,9 +164,7 @@ class AddCheckpointRequest:
             try:
                 raw = b64decode(line, field=field)
             except EncodingError as exc:
-                raise EncodingError(
-                    exc.message, code="bad_witness_request", field=field
-                ) from None
+                raise EncodingError(exc.message, code="bad_witness_request", field=field) from None
             if len(raw) != HASH_SIZE or b64encode(raw) != line:
                 raise EncodingError(
                     f"{field}: must be the canonical base64 of {HASH_SIZE} bytes",
@@ -201,7 +199,7 @@ def parse_size_response(body: bytes) -> int:
         raise EncodingError(exc.message, code="bad_witness_response", field="size") from None
 
 
-class WitnessRefusal(LedgerError):
+class WitnessRefusalError(LedgerError):
     """The witness will not cosign; ``status`` is the tlog-witness HTTP status.
 
     ``known_size`` is set for 409: the size the witness last cosigned.
@@ -252,18 +250,18 @@ def check_add_checkpoint(
         known size) and only then returns its cosignature.
 
     Raises:
-        WitnessRefusal: with the HTTP status to answer (400, 403, 404, 409, 422).
+        WitnessRefusalError: with the HTTP status to answer (400, 403, 404, 409, 422).
     """
     try:
         SignedNote.from_text(request.note)
     except EncodingError as exc:
-        raise WitnessRefusal(
+        raise WitnessRefusalError(
             f"checkpoint: {exc.message}", status=400, code="bad_checkpoint", field="checkpoint"
         ) from None
     origin = _origin_of(request.note)
     verifier = logs.get(origin)
     if verifier is None:
-        raise WitnessRefusal(
+        raise WitnessRefusalError(
             f"origin: this witness does not witness the log {origin[:200]!r}",
             status=404,
             code="unknown_log",
@@ -272,11 +270,11 @@ def check_add_checkpoint(
     try:
         verified = open_checkpoint(request.note, verifier)
     except EncodingError as exc:
-        raise WitnessRefusal(
+        raise WitnessRefusalError(
             f"checkpoint: {exc.message}", status=400, code="bad_checkpoint", field="checkpoint"
         ) from None
     except VerificationError as exc:
-        raise WitnessRefusal(
+        raise WitnessRefusalError(
             f"checkpoint: the log's signature does not verify ({exc.message})",
             status=403,
             code="bad_log_signature",
@@ -284,7 +282,7 @@ def check_add_checkpoint(
         ) from None
     checkpoint = verified.checkpoint
     if request.old_size > checkpoint.size:
-        raise WitnessRefusal(
+        raise WitnessRefusalError(
             f"old: {request.old_size} is larger than the checkpoint's size {checkpoint.size}",
             status=400,
             code="old_size_too_large",
@@ -292,7 +290,7 @@ def check_add_checkpoint(
         )
     tree = known(origin) or WitnessedTree(size=0, root_hash=EMPTY_ROOT)
     if request.old_size != tree.size:
-        raise WitnessRefusal(
+        raise WitnessRefusalError(
             f"old: {request.old_size} is not the size this witness last cosigned, {tree.size}",
             status=409,
             code="stale_old_size",
@@ -300,7 +298,7 @@ def check_add_checkpoint(
             known_size=tree.size,
         )
     if checkpoint.size == tree.size and checkpoint.root_hash != tree.root_hash:
-        raise WitnessRefusal(
+        raise WitnessRefusalError(
             f"checkpoint: a different root for size {tree.size}, which this witness "
             "cosigned already (a fork)",
             status=409,
@@ -313,7 +311,7 @@ def check_add_checkpoint(
             tree.size, checkpoint.size, request.proof, tree.root_hash, checkpoint.root_hash
         )
     except ProofError as exc:
-        raise WitnessRefusal(
+        raise WitnessRefusalError(
             f"proof: does not prove size {checkpoint.size} extends size {tree.size} "
             f"({exc.message})",
             status=422,
@@ -337,4 +335,3 @@ def log_verifiers(vkeys: Sequence[NoteVerifier]) -> dict[str, NoteVerifier]:
             raise ValueError(f"two log keys for the origin {vkey.name!r}")
         logs[vkey.name] = vkey
     return logs
-

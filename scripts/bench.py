@@ -33,6 +33,7 @@ import bench_baselines
 import bench_http
 import bench_import
 import bench_ledger
+import bench_pages
 import bench_proofs
 import cryptography
 import nacl
@@ -49,6 +50,7 @@ MODULES: tuple[ModuleType, ...] = (
     bench_ledger,
     bench_proofs,
     bench_http,
+    bench_pages,
     bench_import,
     bench_audit,
 )

@@ -1,10 +1,14 @@
-"""HTTP phase: `mandi serve` as a real process, loaded from another process with httpx.
+"""HTTP phase: `mandi serve` as a real process, loaded from another process.
 
 Writes: for one and then two uvicorn workers, a fresh data directory made the
 way ``mandi demo`` makes one (:func:`init_data_dir`, then :func:`run_demo`),
-``mandi serve --workers N`` on a free loopback port, and a load generator in a
-separate process (multiprocessing ``spawn``) running httpx clients in threads,
-each with its own keep-alive connection:
+``mandi serve --workers N`` on a free loopback port (its defaults: uvloop,
+httptools, no access log), and a load generator in a separate process
+(multiprocessing ``spawn``) running one thread per client, each with its own
+keep-alive HTTP/1.1 connection on a plain socket (:class:`_Connection`: the
+request bytes are built before the clock starts, and the whole answer is
+read; ``MANDI_BENCH_HTTP_CLIENT=httpx`` uses httpx clients instead, which
+cost the load generator several times more CPU per request):
 
 * single submissions: 32 clients, each posting pre-signed distinct statements
   to ``POST /v1/events`` back to back (a closed loop); events/s and the p50/p99
@@ -84,6 +88,10 @@ HISTORY_TARGET = Target(op="<=", threshold=10)
 RECIPE_VERSION = 1
 """Bump when the cached history log changes shape: it is part of the cache key."""
 
+CLIENT_ENV = "MANDI_BENCH_HTTP_CLIENT"
+"""``httpx`` runs the load through httpx clients (the method before 2026-11-28) for comparison."""
+SERVE_ARGS_ENV = "MANDI_BENCH_HTTP_SERVE_ARGS"
+"""More ``mandi serve`` options for every server this phase starts (for comparisons)."""
 LOG_ENV = "MANDI_BENCH_HTTP_LOG"
 """Entries in the log the history reads run on (default 1,000,000; quick 3,000)."""
 WORKERS = (1, 2)
@@ -398,7 +406,15 @@ class _Server:
 
 
 @contextmanager
-def _server(ctx: BenchContext, data_dir: Path, workers: int) -> Iterator[_Server]:
+def _server(
+    ctx: BenchContext, data_dir: Path, workers: int, *, serve_args: Sequence[str] = ()
+) -> Iterator[_Server]:
+    """``mandi serve`` on ``data_dir`` with ``workers`` workers, on a free loopback port.
+
+    ``serve_args`` are added to its command line, after any from ``MANDI_BENCH_HTTP_SERVE_ARGS``
+    (for comparisons, such as ``--loop asyncio --http h11``).
+    """
+    extra = [*os.environ.get(SERVE_ARGS_ENV, "").split(), *serve_args]
     port = _free_port()
     log = ctx.workdir / f"serve-{data_dir.name}-w{workers}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MANDI_", "PROMETHEUS_"))}
@@ -417,6 +433,7 @@ def _server(ctx: BenchContext, data_dir: Path, workers: int) -> Iterator[_Server
                 str(workers),
                 "--log-level",
                 "warning",
+                *extra,
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -544,10 +561,14 @@ def _load_child(
     clients: int,
     count: int,
 ) -> None:
-    """In the child: ``clients`` threads, each with an httpx.Client, run the requests.
+    """In the child: ``clients`` threads, each with its own keep-alive connection, run the requests.
 
     The first ``clients`` items warm the connections up (one each, untimed);
-    the next ``count`` are timed, handed out in order to whichever client is free.
+    the next ``count`` are timed, handed out in order to whichever client is
+    free. Each request is built as bytes before the clock starts; a client
+    writes it and reads the whole answer (:class:`_Connection`), so the load
+    generator spends its CPU on little more than the system calls.
+    ``MANDI_BENCH_HTTP_CLIENT=httpx`` uses one ``httpx.Client`` per thread instead.
     """
     if kind == "get":
         items: list[Any] = json.loads(Path(source).read_text(encoding="utf-8"))
@@ -555,10 +576,15 @@ def _load_child(
         items = Path(source).read_bytes().splitlines()
     if len(items) < clients + count:
         raise BenchError(f"{source} holds {len(items)} items, {clients + count} needed")
-    warm, timed = items[:clients], items[clients : clients + count]
     expected = 200 if kind == "get" else 201
     path = {"single": "/v1/events", "batch": "/v1/events:batch"}.get(kind, "")
-    headers = {"content-type": "application/json"}
+    use_httpx = os.environ.get(CLIENT_ENV) == "httpx"
+    if use_httpx:
+        requests: list[Any] = items[: clients + count]
+    else:
+        host = base_url.split("//", 1)[1]
+        requests = [_request_bytes(host, kind, path, item) for item in items[: clients + count]]
+    warm, timed = requests[:clients], requests[clients : clients + count]
     lock = threading.Lock()
     cursor = iter(timed)
     latencies: list[float] = []
@@ -566,36 +592,40 @@ def _load_child(
     done = [0]
     start_line = threading.Barrier(clients + 1)
 
-    def one(client: httpx.Client, item: Any) -> int:
-        if kind == "get":
-            return client.get(item).status_code
-        return client.post(path, content=item, headers=headers).status_code
+    def connect() -> Callable[[Any], int]:
+        if use_httpx:
+            client = httpx.Client(base_url=base_url, timeout=120)
+            headers = {"content-type": "application/json"}
+            if kind == "get":
+                return lambda item: client.get(item).status_code
+            return lambda item: client.post(path, content=item, headers=headers).status_code
+        return _Connection(base_url).request
 
     def worker(first: Any) -> None:
-        with httpx.Client(base_url=base_url, timeout=120) as client:
-            status = one(client, first)
+        one = connect()
+        status = one(first)
+        if status != expected:
+            with lock:
+                bad[status] = bad.get(status, 0) + 1
+        start_line.wait()
+        mine: list[float] = []
+        while True:
+            with lock:
+                item = next(cursor, None)
+            if item is None:
+                break
+            began = time.perf_counter_ns()
+            status = one(item)
+            mine.append((time.perf_counter_ns() - began) / 1e6)
             if status != expected:
                 with lock:
                     bad[status] = bad.get(status, 0) + 1
-            start_line.wait()
-            mine: list[float] = []
-            while True:
-                with lock:
-                    item = next(cursor, None)
-                if item is None:
-                    break
-                began = time.perf_counter_ns()
-                status = one(client, item)
-                mine.append((time.perf_counter_ns() - began) / 1e6)
-                if status != expected:
-                    with lock:
-                        bad[status] = bad.get(status, 0) + 1
-                with lock:
-                    done[0] += 1
-                    if done[0] % 250 == 0:
-                        send(("progress", done[0]))
             with lock:
-                latencies.extend(mine)
+                done[0] += 1
+                if done[0] % 250 == 0:
+                    send(("progress", done[0]))
+        with lock:
+            latencies.extend(mine)
 
     threads = [threading.Thread(target=worker, args=(item,)) for item in warm]
     for thread in threads:
@@ -620,6 +650,58 @@ def _load_child(
             },
         )
     )
+
+
+def _request_bytes(host: str, kind: str, path: str, item: Any) -> bytes:
+    """One HTTP/1.1 request, as the bytes a client writes (keep-alive is HTTP/1.1's default)."""
+    if kind == "get":
+        return f"GET {item} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode("ascii")
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(item)}\r\n\r\n"
+    )
+    return head.encode("ascii") + bytes(item)
+
+
+class _Connection:
+    """A keep-alive HTTP/1.1 connection on a blocking socket, for answers with a Content-Length.
+
+    :meth:`request` writes a request's bytes and reads its whole answer (the
+    head up to the blank line, then exactly Content-Length bytes of body), and
+    returns the status. Anything else (chunked, a closed connection) fails the
+    run.
+    """
+
+    def __init__(self, base_url: str) -> None:
+        host, port = base_url.split("//", 1)[1].rsplit(":", 1)
+        self._sock = socket.create_connection((host, int(port)), timeout=120)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._buffer = b""
+
+    def request(self, data: bytes) -> int:
+        self._sock.sendall(data)
+        end = self._buffer.find(b"\r\n\r\n")
+        while end < 0:
+            self._buffer += self._receive()
+            end = self._buffer.find(b"\r\n\r\n")
+        head = self._buffer[:end].decode("latin-1").lower()
+        status = int(head[9:12])
+        marker = head.find("\r\ncontent-length:")
+        if marker < 0:
+            raise BenchError(f"an answer without Content-Length: {head[:200]!r}")
+        stop = head.find("\r\n", marker + 2)
+        length = int(head[marker + 17 : stop if stop >= 0 else None])
+        total = end + 4 + length
+        while len(self._buffer) < total:
+            self._buffer += self._receive()
+        self._buffer = self._buffer[total:]
+        return status
+
+    def _receive(self) -> bytes:
+        chunk = self._sock.recv(262144)
+        if not chunk:
+            raise BenchError("the server closed a keep-alive connection")
+        return chunk
 
 
 PHASES: Sequence[Phase] = (

@@ -55,6 +55,17 @@ EXPECTED = {
             "history.c32.p99_ms",
         )
     ),
+    "qr.encode_ms",
+    "qr.cold_ms",
+    "page.cold_ms",
+    *(
+        f"{name}.c{c}.{pct}_ms"
+        for name in ("healthz", "qr", "page")
+        for c in (8, 32)
+        for pct in ("p50", "p99")
+    ),
+    "qr.304.c8.p50_ms",
+    "qr.304.c8.p99_ms",
 }
 KEYS = {"name", "value", "unit", "baseline", "ratio", "target", "note"}
 
@@ -106,6 +117,8 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
             for w in (1, 2)
             for name in ("single.rate", "single.p99_ms", "batch.rate", "history.c8.p99_ms")
         ),
+        "qr.c8.p99_ms",
+        "page.c8.p99_ms",
     }
 
 

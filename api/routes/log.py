@@ -2,8 +2,10 @@
 
 Everything here is public and read-only, and enough for an auditor to verify
 the whole log with nothing but the vkey obtained out of band: entries carry
-their exact bytes, the checkpoint is the stored signed note byte for byte, and
-proofs are RFC 9162's. Sizes and indices are 0-based, ranges half-open.
+their exact bytes, the checkpoint is the stored signed note byte for byte
+followed by every witness cosignature stored for it (c2sp.org/tlog-cosignature
+lines, verified before they were stored), and proofs are RFC 9162's. Sizes and
+indices are 0-based, ranges half-open.
 """
 
 from __future__ import annotations
@@ -40,6 +42,12 @@ _EX_NOTE = (
     "\u2014 mandi.example/log +zv7H/jhNXxyhFte6cfPLQXQtCfblTRyMmAnjGdWlf4PnpIgveGSevtn/"
     "0oAkeGl/oJsbGUiHlwIBfKZkLksyUQokAQ=\n"
 )
+# cosign_checkpoint(Signer.from_seed(bytes(range(128, 160))), "witness.example/w1",
+# <_EX_NOTE's text>, 1795843800): the witness key of scripts/gen_vectors.py.
+_EX_COSIGNED = (
+    _EX_NOTE + "\u2014 witness.example/w1 nydDYwAAAABrCmbY+A7mo8ast4QIiRwTlbki2NdHv7NyIZhqC3D9"
+    "W37VE1oeseZdiZ8sp/Jy3MXslaspL9ejopSCqB+Lis2shY/EDQ==\n"
+)
 _EX_VKEY = "mandi.example/log+fb3bfb1f+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4\n"
 
 
@@ -58,18 +66,31 @@ def log_info(ledger: LedgerDep) -> LogInfoOut:
 @router.get(
     "/checkpoint",
     response_class=PlainTextResponse,
-    summary="The newest signed checkpoint (C2SP signed note)",
+    summary="The newest signed checkpoint with its witness cosignatures (C2SP signed note)",
     responses={
         200: {
-            "description": "The note exactly as stored (ends in LF).",
-            "content": {"text/plain": {"schema": {"type": "string"}, "example": _EX_NOTE}},
+            "description": "The log-signed note exactly as stored, then one line per stored "
+            "witness cosignature (cosignature/v1); ends in LF.",
+            "content": {"text/plain": {"schema": {"type": "string"}, "example": _EX_COSIGNED}},
         },
-        **problem_responses(404),
+        **problem_responses(404, 422),
     },
 )
-def checkpoint(ledger: LedgerDep) -> PlainTextResponse:
-    """The newest checkpoint, byte for byte as signed."""
-    note = ledger.latest_checkpoint().note
+def checkpoint(
+    ledger: LedgerDep,
+    min_cosignatures: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=100,
+            description="The newest checkpoint carrying at least this many stored witness "
+            "cosignatures (0: the newest checkpoint). 404 `no_cosigned_checkpoint` if none.",
+            examples=[1],
+        ),
+    ] = 0,
+) -> PlainTextResponse:
+    """The newest checkpoint (with enough cosignatures), byte for byte as signed and cosigned."""
+    note = ledger.cosigned_checkpoint(min_cosignatures).note
     return PlainTextResponse(note, media_type=_TEXT, headers={"Cache-Control": "no-cache"})
 
 

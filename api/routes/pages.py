@@ -22,12 +22,20 @@ module answers it. One URI, three representations, chosen by ``Accept``:
 It also serves ``/static`` (the CSS, verify.js, the standalone verifier and the
 vendored @noble libraries). It reads the ledger; it never writes, and it
 decides nothing about what is valid.
+
+Rendered HTML pages are cached per app (an LRU of :data:`PAGES_CACHED`),
+each valid for the log size it was rendered at (:func:`_page_version`), and
+carry a strong ETag (``If-None-Match`` gets 304). A current cached page is
+answered on the event loop after one query (the log size); rendering (some
+thirty queries and Jinja2) and the JSON representations run in the thread pool.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import threading
+import weakref
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal
@@ -36,9 +44,11 @@ from urllib.parse import quote, urlencode
 import jinja2
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from api.cache import LruCache, etag_matches, strong_etag
 from api.deps import LedgerDep, SettingsDep
 from api.i18n import JS_KEYS, LANGUAGES, RTL_LANGUAGES, choose_language, strings_for
 from api.problems import problem_responses
@@ -60,6 +70,7 @@ from ledger.service import HistoryItem
 
 __all__ = [
     "LINKSET_MEDIA_TYPE",
+    "PAGES_CACHED",
     "PAGE_CSP",
     "STATIC_DIR",
     "VERIFIER_CSP",
@@ -146,7 +157,7 @@ _RESOLVER_RESPONSES: dict[int | str, dict[str, Any]] = {
     response_class=HTMLResponse,
     responses=_RESOLVER_RESPONSES,
 )
-def producer_lot(
+async def producer_lot(
     request: Request,
     lot_id: str,
     ledger: LedgerDep,
@@ -159,7 +170,7 @@ def producer_lot(
 ) -> Response:
     """The lot ``lot:{participant}:{code}``."""
     lot = LotId.parse(lot_id_from_path(lot_id, field="path"), field="path")
-    return _resolve(request, ledger, settings, lot, lang, tree_size)
+    return await _resolve(request, ledger, settings, lot, lang, tree_size)
 
 
 @router.get(
@@ -168,7 +179,7 @@ def producer_lot(
     response_class=HTMLResponse,
     responses=_RESOLVER_RESPONSES,
 )
-def gs1_lot(
+async def gs1_lot(
     request: Request,
     gtin: str,
     batch: Annotated[str, Path(description="The AI (10) value, percent-encoded.")],
@@ -182,7 +193,7 @@ def gs1_lot(
 ) -> Response:
     """A GS1 lot (the route sees the path as sent, so ``%2F`` in the lot stays an escape)."""
     lot = LotId.from_digital_link_path(f"/01/{gtin}/10/{batch}")
-    return _resolve(request, ledger, settings, lot, lang, tree_size)
+    return await _resolve(request, ledger, settings, lot, lang, tree_size)
 
 
 def static_files() -> StaticFiles:
@@ -204,7 +215,23 @@ class _Static(StaticFiles):
 # Resolution
 
 
-def _resolve(
+async def _resolve(
+    request: Request,
+    ledger: Ledger,
+    settings: Settings,
+    lot: LotId,
+    lang: str | None,
+    tree_size: int | None,
+) -> Response:
+    if _representation(request) == "html":
+        language = choose_language(lang, request.headers.get("accept-language"))
+        page = _pages_of(request.app).get((lot.text, language))
+        if page is not None and page.version == _page_version(ledger):
+            return _html_page(request, page, _html_headers(language))
+    return await run_in_threadpool(_respond, request, ledger, settings, lot, lang, tree_size)
+
+
+def _respond(
     request: Request,
     ledger: Ledger,
     settings: Settings,
@@ -221,12 +248,8 @@ def _resolve(
         body = lot_page_json(ledger, lot.text, tree_size=tree_size)
         return JSONResponse(body, headers={**headers, "Cache-Control": "no-cache"})
     language = choose_language(lang, request.headers.get("accept-language"))
-    headers |= {
-        "Content-Security-Policy": PAGE_CSP,
-        "Content-Language": language,
-        "Cache-Control": "no-cache",
-        "Referrer-Policy": "no-referrer",
-    }
+    headers = _html_headers(language)
+    version = _page_version(ledger)  # read first: the page below is at least this new
     try:
         context = _page_context(ledger, settings, lot, language)
     except NotFoundError as exc:
@@ -234,7 +257,68 @@ def _resolve(
             raise
         html = _env.get_template("not_found.html").render(_base_context(language, lot))
         return HTMLResponse(html, status_code=404, headers=headers)
-    return HTMLResponse(_env.get_template("lot.html").render(context), headers=headers)
+    rendered = _env.get_template("lot.html").render(context).encode()
+    page = _Page(version=version, body=rendered, etag=strong_etag(rendered))
+    _pages_of(request.app).put((lot.text, language), page)
+    return _html_page(request, page, headers)
+
+
+# ---------------------------------------------------------------------------
+# Rendered pages, cached
+
+PAGES_CACHED = 1024
+"""Rendered pages kept per app and worker (lot x language; 8-10 KB each for the demo)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Page:
+    version: Hashable
+    body: bytes
+    etag: str
+
+
+# Per app, whose ledger and settings (the pinned witnesses) the pages are rendered from.
+_pages: weakref.WeakKeyDictionary[object, LruCache[tuple[str, str], _Page]] = (
+    weakref.WeakKeyDictionary()
+)
+_pages_lock = threading.Lock()
+
+
+def _pages_of(app: object) -> LruCache[tuple[str, str], _Page]:
+    with _pages_lock:
+        cache = _pages.get(app)
+        if cache is None:
+            cache = _pages[app] = LruCache(PAGES_CACHED)
+        return cache
+
+
+def _page_version(ledger: Ledger) -> Hashable:
+    """What a rendered page is a function of, besides its lot and language: the log size.
+
+    Everything the page shows is read from the log's entries (states, histories,
+    traces, recalls, participant profiles), so a page rendered at one size stays
+    right until the log grows. Anything shown from outside the log must be
+    added here.
+    """
+    return ledger.size()
+
+
+def _html_headers(language: str) -> dict[str, str]:
+    return {
+        "Vary": "Accept, Accept-Language",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": PAGE_CSP,
+        "Content-Language": language,
+        "Cache-Control": "no-cache",
+        "Referrer-Policy": "no-referrer",
+    }
+
+
+def _html_page(request: Request, page: _Page, headers: dict[str, str]) -> Response:
+    headers = {**headers, "ETag": page.etag}
+    if etag_matches(request.headers.get("if-none-match"), page.etag):
+        return Response(status_code=304, headers=headers)
+    return HTMLResponse(page.body, headers=headers)
 
 
 def _representation(request: Request) -> _Representation:
@@ -659,6 +743,8 @@ def _page_context(ledger: Ledger, settings: Settings, lot: LotId, language: str)
     quoted = quote(lot.text, safe=":")
     config = {
         "vkey": build_vkey(ledger.log.origin, ledger.log.log_key),
+        # Pinned witness keys: verify.js checks the newest cosigned checkpoint against them.
+        "witnesses": [w.verifier.to_vkey() for w in settings.witnesses],
         "path": lot.digital_link_path(),
         "lot": lot.text,
         "lang": language,
@@ -684,6 +770,9 @@ def _page_context(ledger: Ledger, settings: Settings, lot: LotId, language: str)
         "qr_src": f"/v1/lots/{quoted}/qr.svg",
         "json_href": lot.digital_link_path(),
         "verifier_href": "/static/verifier.html?"
-        + urlencode({"path": lot.digital_link_path(), "vkey": config["vkey"]}),
+        + urlencode(
+            {"path": lot.digital_link_path(), "vkey": config["vkey"]}
+            | ({"witnesses": "\n".join(config["witnesses"])} if config["witnesses"] else {})
+        ),
         "config": json.dumps(config, ensure_ascii=False, separators=(",", ":")),
     }

@@ -7,17 +7,18 @@ encoded by the ``qrcode`` package at error-correction level M (15 % of the
 symbol may be lost: a crease, a smear of mud).
 
 A lot's QR image never changes, and encoding one costs milliseconds (the mask
-search), so images are kept in an in-process LRU cache keyed by URI and
-parameters and served with a strong ETag and a year-long ``max-age``; a
-matching ``If-None-Match`` gets 304. The lot must exist (404 otherwise); the
-cache is consulted first, which is safe because lots are never deleted.
+search), so images are kept in an in-process LRU cache keyed by URI (lot and
+public base URL), format, size and border, and served with a strong ETag and a
+year-long ``max-age``; a matching ``If-None-Match`` gets 304. The lot must
+exist (404 otherwise); the cache is consulted first, which is safe because lots
+are never deleted. A cache hit is answered on the event loop, with no thread
+pool hop and no query; a miss (the lot lookup and the encoding) runs in the
+thread pool.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-import threading
 from functools import lru_cache
 from typing import Annotated, Literal
 
@@ -26,10 +27,13 @@ import qrcode.constants
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from qrcode.image.pil import PilImage
+from starlette.concurrency import run_in_threadpool
 
+from api.cache import LruCache, etag_matches, strong_etag
 from api.deps import LedgerDep, SettingsDep
 from api.problems import problem_responses
 from api.routes.lots import LotIdPath, RawPathRoute, lot_id_from_path
+from ledger import Ledger
 from ledger.domain.ids import LotId
 
 __all__ = [
@@ -69,7 +73,7 @@ _Border = Annotated[int, Query(ge=0, le=MAX_BORDER, description="Quiet zone in m
         **problem_responses(400, 404, 422),
     },
 )
-def qr_png(
+async def qr_png(
     request: Request,
     lot_id: LotIdPath,
     ledger: LedgerDep,
@@ -78,7 +82,7 @@ def qr_png(
     border: _Border = DEFAULT_BORDER,
 ) -> Response:
     """PNG, black on white, ``size`` pixels per module."""
-    return _serve(
+    return await _serve(
         request,
         ledger,
         public_uri_of(settings.public_base_url, lot_id),
@@ -99,7 +103,7 @@ def qr_png(
         **problem_responses(400, 404, 422),
     },
 )
-def qr_svg(
+async def qr_svg(
     request: Request,
     lot_id: LotIdPath,
     ledger: LedgerDep,
@@ -108,7 +112,7 @@ def qr_svg(
     border: _Border = DEFAULT_BORDER,
 ) -> Response:
     """SVG (one path, crisp edges), ``size`` units per module."""
-    return _serve(
+    return await _serve(
         request,
         ledger,
         public_uri_of(settings.public_base_url, lot_id),
@@ -129,7 +133,7 @@ def public_uri_of(base_url: str, lot: str) -> str:
     return base_url.rstrip("/") + LotId.parse(canonical, field="lot_id").digital_link_path()
 
 
-def _serve(
+async def _serve(
     request: Request,
     ledger: LedgerDep,
     uri: str,
@@ -138,42 +142,31 @@ def _serve(
     size: int,
     border: int,
 ) -> Response:
-    cached = _cached(uri, fmt, size, border)
+    key = (uri, fmt, size, border)
+    cached = _store.get(key)
     if cached is None:
-        ledger.lot(
-            lot_id_from_path(lot, field="lot_id")
-        )  # 404 unknown_lot before anything is cached for it
-        cached = _render(uri, fmt, size, border)
+        cached = await run_in_threadpool(_render, ledger, lot, key)
     body, etag = cached
     headers = {"ETag": etag, "Cache-Control": _CACHE_CONTROL, "X-Content-Type-Options": "nosniff"}
-    if etag in _etags(request.headers.get("if-none-match")):
+    if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type=_MEDIA[fmt], headers=headers)
 
 
-def _etags(header: str | None) -> set[str]:
-    if not header:
-        return set()
-    return {tag.strip().removeprefix("W/") for tag in header.split(",")}
-
-
-# The cache: looked up without rendering, filled only once the lot is known to exist.
-_store: dict[tuple[str, str, int, int], tuple[bytes, str]] = {}
+_Key = tuple[str, Literal["png", "svg"], int, int]
+"""URI, format, size, border."""
 _MAX_CACHED = 4096
-_lock = threading.Lock()
+"""Images kept per worker: a few MB (a default PNG is about 0.6 KB)."""
+_store: LruCache[_Key, tuple[bytes, str]] = LruCache(_MAX_CACHED)
+"""Body and ETag by key; filled only once the lot is known to exist."""
 
 
-def _cached(uri: str, fmt: str, size: int, border: int) -> tuple[bytes, str] | None:
-    return _store.get((uri, fmt, size, border))
-
-
-def _render(uri: str, fmt: Literal["png", "svg"], size: int, border: int) -> tuple[bytes, str]:
+def _render(ledger: Ledger, lot: str, key: _Key) -> tuple[bytes, str]:
+    ledger.lot(lot_id_from_path(lot, field="lot_id"))  # 404 unknown_lot: nothing cached for it
+    uri, fmt, size, border = key
     body = qr_image(uri, fmt, size, border)
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    with _lock:
-        if len(_store) >= _MAX_CACHED:
-            _store.pop(next(iter(_store)))  # oldest first: dicts keep insertion order
-        _store[(uri, fmt, size, border)] = (body, etag)
+    etag = strong_etag(body)
+    _store.put(key, (body, etag))
     return body, etag
 
 

@@ -512,23 +512,30 @@
     return input;
   }
 
-  async function fetchText(fetcher, url, what) {
+  async function fetchText(fetcher, url, what, missingOk) {
     var r;
     try { r = await fetcher(url, { cache: 'no-store', credentials: 'omit' }); }
     catch (e) { fail('fetch', 'could not fetch ' + what); }
+    if (missingOk && r.status === 404) return null;
     if (!r.ok) fail('fetch', what + ': HTTP ' + r.status);
     return fromUtf8(new Uint8Array(await r.arrayBuffer()));
   }
 
   /**
    * Fetch the newest checkpoint and the lot's evidence at its size, then verify.
-   * options: {base, path, vkey, witnesses, threshold, crypto (options or a backend), fetch}.
+   * With `cosigned` and witnesses given, the newest checkpoint that carries a
+   * cosignature (?min_cosignatures=1), else (none yet: 404) the newest.
+   * options: {base, path, vkey, witnesses, threshold, cosigned, crypto (options or a backend), fetch}.
    */
   async function verifyLot(options) {
     var fetcher = options.fetch || root.fetch.bind(root);
     var c = options.crypto && options.crypto.verify ? options.crypto : await chooseCrypto(options.crypto);
     var base = (options.base || '').replace(/\/+$/, '');
-    var note = await fetchText(fetcher, base + '/v1/log/checkpoint', 'the checkpoint');
+    var note = null;
+    if (options.cosigned && (options.witnesses || []).length) {
+      note = await fetchText(fetcher, base + '/v1/log/checkpoint?min_cosignatures=1', 'the checkpoint', true);
+    }
+    if (note === null) note = await fetchText(fetcher, base + '/v1/log/checkpoint', 'the checkpoint');
     var size = /\n([0-9]+)\n/.exec(note);
     var path = lotPath(options.path);
     var url = base + path + '?format=json&tree_size=' + (size ? size[1] : '0');
@@ -553,6 +560,8 @@
     verified_event: 'signature and log entry verified', pending_event: 'not yet in a signed checkpoint',
     checkpoint_size: 'Signed log checkpoint: {size} entries', checkpoint_age: 'newest entry it covers was accepted {age} ago',
     witnessed: 'cosigned by {names}', entry: 'Log entry',
+    witnesses_one: 'Vouched for by 1 independent witness', witnesses_many: 'Vouched for by {n} independent witnesses',
+    witnesses_none: 'No witness has cosigned this checkpoint yet',
     crypto_webcrypto: 'Signatures checked with this browser\'s built-in WebCrypto Ed25519.',
     crypto_noble: 'This browser has no WebCrypto Ed25519: signatures checked with the bundled @noble/ed25519 library.',
     limits: 'This proves that every event shown was signed by the participant named and is in the log that the log key signed. It cannot prove that the server showed you every event: a withheld recall, correction or key revocation is found by witnesses and auditors, not by one phone.',
@@ -700,8 +709,11 @@
     var cp = v.checkpoint, detail = [fmt(T(S, 'checkpoint_size'), { size: cp.size })];
     if (cp.tipAcceptedMs !== null) detail.push(fmt(T(S, 'checkpoint_age'), { age: ageText(S, now - cp.tipAcceptedMs) }));
     if (cp.witnessed.length) detail.push(fmt(T(S, 'witnessed'), { names: cp.witnessed.map(function (x) { return x.name; }).join(', ') }));
+    var nw = cp.witnessed.length, pinned = v.pinnedWitnesses || 0;
     setStatus(doc, box, 'ok', T(S, 'verified'), [
       el('p', { id: 'verify-checkpoint' }, [detail.join(' · ')]),
+      pinned ? el('p', { id: 'verify-witnesses', 'data-count': String(nw) },
+        [nw ? fmt(T(S, nw === 1 ? 'witnesses_one' : 'witnesses_many'), { n: nw }) : T(S, 'witnesses_none')]) : null,
       el('p', { id: 'verify-crypto', 'data-path': v.crypto }, [T(S, v.crypto === 'webcrypto' ? 'crypto_webcrypto' : 'crypto_noble')]),
       el('p', { id: 'verify-limits' }, [T(S, 'limits')]),
     ]);
@@ -713,7 +725,7 @@
     box.setAttribute('data-state', state);
     var status = doc.getElementById('verify-status'), detail = doc.getElementById('verify-detail');
     if (status) status.textContent = title;
-    if (detail) { detail.textContent = ''; nodes.forEach(function (n) { detail.appendChild(n); }); }
+    if (detail) { detail.textContent = ''; nodes.forEach(function (n) { if (n) detail.appendChild(n); }); }
   }
 
   function renderFailure(doc, err, S) {
@@ -736,8 +748,11 @@
     var params = new URLSearchParams(root.location.search);
     setStatus(doc, box, 'pending', T(S, 'verifying'), []);
     try {
-      var v = await verifyLot({ base: '', path: config.path, vkey: config.vkey,
-        crypto: { force: params.get('crypto') || undefined } });
+      var pinned = config.witnesses || [];
+      // Threshold 0: the page counts the pinned witnesses' valid cosignatures, never needs one.
+      var v = await verifyLot({ base: '', path: config.path, vkey: config.vkey, witnesses: pinned,
+        threshold: 0, cosigned: true, crypto: { force: params.get('crypto') || undefined } });
+      v.pinnedWitnesses = pinned.length;
       if (v.lot !== config.lot) fail('evidence', 'evidence is for another lot');
       renderVerified(doc, v, S, config.lang, Date.now());
     } catch (err) {
@@ -761,7 +776,7 @@
       doc.getElementById('timeline').textContent = '';
       try {
         var v = await verifyLot({ base: base, path: input, vkey: f.vkey.value, witnesses: witnesses,
-          threshold: f.threshold.value === '' ? undefined : Number(f.threshold.value),
+          threshold: f.threshold.value === '' ? undefined : Number(f.threshold.value), cosigned: true,
           crypto: { force: params.get('crypto') || undefined } });
         var title = doc.getElementById('lot-title');
         if (title) title.textContent = v.lot;

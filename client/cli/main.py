@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from client.cli.audit import export_command, proof_command, verify_command
+from client.cli.logcmd import log_app
 from client.cli.lots import history_command, lots_command, trace_command
 from client.cli.personal import personal_app
 from client.cli.qr import labels_command, qr_command
@@ -34,6 +35,7 @@ from client.cli.sync import (
     outbox_command,
     sync_command,
 )
+from client.cli.witness import witness_app
 from client.demo import run_demo, synthetic_statements
 from ledger.datadir import (
     DataDirError,
@@ -63,6 +65,7 @@ admin_app = typer.Typer(help="Operator commands: initialise and migrate a data d
 app.add_typer(admin_app, name="admin")
 admin_app.add_typer(personal_app, name="personal")
 app.command("serve")(serve_command)
+app.add_typer(log_app, name="log")
 app.command("history")(history_command)
 app.command("trace")(trace_command)
 app.command("lots")(lots_command)
@@ -78,6 +81,7 @@ app.command("sync")(sync_command)
 app.command("outbox")(outbox_command)
 app.command("import")(import_command)
 app.add_typer(keys_app, name="keys")
+app.add_typer(witness_app, name="witness")
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)

@@ -11,18 +11,32 @@ are independent, so the few lines that call ``qrcode`` are repeated there).
 no database. ``mandi labels LOT... -o labels.pdf|.html`` reads each lot from
 the database (crop, producer, date) and lays out 3 x 8 labels per A4 page
 (63.5 x 33.9 mm, the common office label sheet): the QR code, the human
-readable lot id, crop and variety, producer and place, and the date. The PDF
-uses the built-in Helvetica (Latin-1; other characters print as "?"); the HTML
+readable lot id, crop and variety, producer and place, and the date. The HTML
 sheet prints any script and is escaped throughout.
+
+The PDF embeds fonts vendored in ``client/fonts/`` (licences beside them), so
+it needs no system fonts: DejaVu Sans for Latin, Cyrillic, Greek and most other
+alphabets, and Noto Naskh Arabic for any field that contains Arabic-script text
+(Urdu, Sindhi, Punjabi Shahmukhi, Pashto), because DejaVu lacks common Urdu
+letters such as U+06C1 and U+06D2. Text is shaped by HarfBuzz (``uharfbuzz``):
+letters join and right-to-left runs read right to left, and a field whose first
+strong character is right-to-left is right-aligned. Each field has a fixed
+number of lines; a longer text is set smaller (down to 70 %) and then cut with
+an ellipsis, so a label never overflows. A character that neither font has
+(e.g. CJK, Devanagari) prints as U+FFFD, never as "?" and never silently dropped.
+The lot id is ASCII by construction and stays in the built-in Courier.
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
+import importlib.resources
 import io
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import qrcode
 import qrcode.constants
@@ -235,56 +249,184 @@ def label_html(labels: list[LabelInfo]) -> str:
     )
 
 
-def _latin1(text: str) -> str:
-    return text.encode("latin-1", "replace").decode("latin-1")
+# Fonts vendored in client/fonts/ (licences beside them), embedded as subsets.
+# fpdf2 family name -> (regular file, bold file).
+_FONT_FILES = {
+    "dejavu": ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf"),
+    "naskh": ("NotoNaskhArabic-Regular.ttf", "NotoNaskhArabic-Bold.ttf"),
+}
+# Arabic, Arabic Supplement, Arabic Extended-B/A, Presentation Forms-A and -B.
+_ARABIC_SCRIPT = (
+    (0x0600, 0x06FF),
+    (0x0750, 0x077F),
+    (0x0870, 0x08FF),
+    (0xFB50, 0xFDFF),
+    (0xFE70, 0xFEFF),
+)
+_MIN_SCALE = 0.7  # smallest font size, as a fraction of the field's own, before cutting
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Field:
+    family: str
+    style: str
+    size: float  # points
+    line_h: float  # mm
+    max_lines: int
+
+
+# Positions and sizes of the text column; every field fits its lines at any length.
+_LOT = _Field(family="Courier", style="B", size=7, line_h=3, max_lines=2)
+_CROP = _Field(family="dejavu", style="B", size=8, line_h=3.6, max_lines=2)
+_PRODUCER = _Field(family="dejavu", style="", size=7, line_h=3.2, max_lines=2)
+_SMALL = _Field(family="dejavu", style="", size=7, line_h=3.2, max_lines=1)  # place, date
+
+
+def _is_arabic_script(text: str) -> bool:
+    return any(lo <= ord(ch) <= hi for ch in text for lo, hi in _ARABIC_SCRIPT)
+
+
+def _is_rtl(text: str) -> bool:
+    """Whether the first strong character of ``text`` is right-to-left (UAX #9 P2)."""
+    for ch in text:
+        kind = unicodedata.bidirectional(ch)
+        if kind in ("R", "AL"):
+            return True
+        if kind == "L":
+            return False
+    return False
+
+
+def _printable(text: str, cmap: frozenset[int]) -> str:
+    """``text`` on one line, with characters no vendored font has as U+FFFD."""
+    out = []
+    for ch in text:
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+            out.append(" ")
+        elif ord(ch) in cmap or unicodedata.category(ch) == "Cf":
+            out.append(ch)  # format characters (ZWNJ, RLM) steer shaping and bidi
+        else:
+            out.append("\ufffd")
+    return " ".join("".join(out).split())
+
+
+def _fit(pdf: FPDF, field: _Field, text: str, width: float) -> tuple[float, str]:
+    """The font size and text that set ``text`` in at most ``field.max_lines`` lines.
+
+    The current font must be the field's family and style. fpdf2 reshapes a line
+    for every character it adds, so widths bound the work before any dry run.
+    """
+
+    def fits(size: float, candidate: str) -> bool:
+        pdf.set_font_size(size)
+        found = pdf.multi_cell(width, 3, candidate, dry_run=True, output="LINES")
+        return len(cast("list[str]", found)) <= field.max_lines
+
+    def wide(size: float, candidate: str) -> float:
+        pdf.set_font_size(size)
+        return pdf.get_string_width(candidate)
+
+    inner = width - 2 * pdf.c_margin
+    smallest = field.size * _MIN_SCALE
+    if wide(field.size, text) <= inner:
+        return field.size, text
+    if wide(smallest, text) <= inner * field.max_lines:
+        size = float(field.size)
+        while not fits(size, text):
+            if size <= smallest:
+                break
+            size = max(size - 0.5, smallest)
+        else:
+            return size, text
+    ellipsis = "..." if field.family == "Courier" else "\u2026"
+    lo, hi = 0, len(text)  # the longest prefix, with the ellipsis, that fits
+    while lo < hi:  # first bound it by width alone: cheap
+        mid = (lo + hi + 1) // 2
+        if wide(smallest, text[:mid]) <= inner * field.max_lines:
+            lo = mid
+        else:
+            hi = mid - 1
+    lo, hi = 0, lo
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(smallest, text[:mid].rstrip() + ellipsis):
+            lo = mid
+        else:
+            hi = mid - 1
+    return smallest, text[:lo].rstrip() + ellipsis
+
+
+def _print_field(pdf: FPDF, field: _Field, text: str, x: float, width: float) -> None:
+    family = "naskh" if field.family == "dejavu" and _is_arabic_script(text) else field.family
+    pdf.set_font(family, field.style, field.size)
+    size, fitted = _fit(pdf, field, text, width)
+    pdf.set_font_size(size)
+    pdf.set_x(x)
+    align = "R" if _is_rtl(fitted) else "L"
+    pdf.multi_cell(width, field.line_h * size / field.size, fitted, align=align)
+
+
+def _add_fonts(pdf: FPDF, stack: contextlib.ExitStack) -> frozenset[int]:
+    """Register the vendored fonts; returns the code points that one of them has."""
+    fonts = importlib.resources.files("client").joinpath("fonts")
+    for family, files in _FONT_FILES.items():
+        for style, name in zip(("", "B"), files, strict=True):
+            # fpdf2 reads font tables lazily until output: keep the file until then.
+            pdf.add_font(
+                family, style, stack.enter_context(importlib.resources.as_file(fonts / name))
+            )
+    pdf.set_fallback_fonts(list(_FONT_FILES), exact_match=False)
+    pdf.set_text_shaping(True)
+    return frozenset(code for font in pdf.fonts.values() for code in getattr(font, "cmap", {}))
 
 
 def label_pdf(labels: list[LabelInfo]) -> bytes:
-    """An A4 label sheet as PDF; QR codes are vector rectangles."""
+    """An A4 label sheet as PDF; QR codes are vector rectangles, text is shaped Unicode."""
     pdf = FPDF(orientation="P", unit="mm", format="A4")
     pdf.set_auto_page_break(auto=False)
     pdf.set_creator("mandi labels")
-    per_page = _COLS * _ROWS
-    for n, label in enumerate(labels):
-        if n % per_page == 0:
+    with contextlib.ExitStack() as stack:
+        cmap = _add_fonts(pdf, stack)
+        per_page = _COLS * _ROWS
+        for n, label in enumerate(labels):
+            if n % per_page == 0:
+                pdf.add_page()
+            col, row = n % _COLS, (n % per_page) // _COLS
+            x = _LEFT + col * (_LABEL_W + _GAP)
+            y = _TOP + row * _LABEL_H
+            matrix = qr_matrix(label.uri)
+            module = _QR_MM / (len(matrix) + 4)
+            pdf.set_fill_color(0, 0, 0)
+            for r, line in enumerate(matrix):
+                c = 0
+                while c < len(line):
+                    if not line[c]:
+                        c += 1
+                        continue
+                    start = c
+                    while c < len(line) and line[c]:
+                        c += 1
+                    pdf.rect(
+                        x + 1 + (start + 2) * module,
+                        y + 3.4 + (r + 2) * module,
+                        (c - start) * module,
+                        module,
+                        style="F",
+                    )
+            tx, width = x + _QR_MM + 2, _LABEL_W - _QR_MM - 3
+            pdf.set_xy(tx, y + 5)
+            _print_field(pdf, _LOT, label.lot, tx, width)
+            _print_field(pdf, _CROP, _printable(label.crop, cmap), tx, width)
+            for field, text in (
+                (_PRODUCER, label.producer),
+                (_SMALL, label.place),
+                (_SMALL, label.date),
+            ):
+                if text:
+                    _print_field(pdf, field, _printable(text, cmap), tx, width)
+        if not labels:
             pdf.add_page()
-        col, row = n % _COLS, (n % per_page) // _COLS
-        x = _LEFT + col * (_LABEL_W + _GAP)
-        y = _TOP + row * _LABEL_H
-        matrix = qr_matrix(label.uri)
-        module = _QR_MM / (len(matrix) + 4)
-        pdf.set_fill_color(0, 0, 0)
-        for r, line in enumerate(matrix):
-            c = 0
-            while c < len(line):
-                if not line[c]:
-                    c += 1
-                    continue
-                start = c
-                while c < len(line) and line[c]:
-                    c += 1
-                pdf.rect(
-                    x + 1 + (start + 2) * module,
-                    y + 3.4 + (r + 2) * module,
-                    (c - start) * module,
-                    module,
-                    style="F",
-                )
-        tx, width = x + _QR_MM + 2, _LABEL_W - _QR_MM - 3
-        pdf.set_xy(tx, y + 5)
-        pdf.set_font("Courier", "B", 7)
-        pdf.multi_cell(width, 3, _latin1(label.lot))
-        pdf.set_x(tx)
-        pdf.set_font("Helvetica", "B", 8)
-        pdf.multi_cell(width, 3.6, _latin1(label.crop))
-        pdf.set_font("Helvetica", "", 7)
-        for text in (label.producer, label.place, label.date):
-            if text:
-                pdf.set_x(tx)
-                pdf.multi_cell(width, 3.2, _latin1(text))
-    if not labels:
-        pdf.add_page()
-    return bytes(pdf.output())
+        return bytes(pdf.output())
 
 
 def labels_command(

@@ -10,6 +10,11 @@ through ``MANDI_*`` environment variables, so this module never imports ``api``
 worker process builds its own app. Several workers share one database safely:
 the store serialises appends, and each worker's checkpointer signs only what is
 not yet covered.
+
+``--witness URL=VKEY`` (repeatable) names the witnesses each worker pushes new
+checkpoints to (``MANDI_WITNESSES``; without it the workers read
+``witnesses.txt`` in the data directory, if any). The keys are checked here, so
+a typo refuses to start rather than failing in every worker.
 """
 
 from __future__ import annotations
@@ -20,21 +25,26 @@ import shutil
 import socket
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
 import typer
 import uvicorn
 from rich.console import Console
 from uvicorn.supervisors import Multiprocess
 
+from client.cli.logcmd import witness_endpoints, witnesses_env
 from ledger.datadir import LOG_KEY_FILE, open_ledger, resolve_db_url
 from ledger.errors import LedgerError
 from ledger.storage.sql import schema_status
 
-__all__ = ["APP_FACTORY", "serve_command"]
+__all__ = ["APP_FACTORY", "HttpParser", "Loop", "serve_command"]
 
 APP_FACTORY = "api.app:create_app_from_env"
 """What uvicorn imports in each worker (a string: client never imports api)."""
+Loop = Literal["uvloop", "asyncio"]
+"""``--loop`` choices; uvloop (a pinned dependency) is the default."""
+HttpParser = Literal["httptools", "h11"]
+"""``--http`` choices; httptools (a pinned dependency) is the default."""
 
 _err = Console(stderr=True, soft_wrap=True)
 
@@ -97,11 +107,47 @@ def serve_command(
         typer.Option("--public-base-url", help="URL the public reaches this server at."),
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="Log one line per request (off by default: a reverse proxy usually logs "
+            "requests, and each line costs the worker CPU under load).",
+        ),
+    ] = False,
+    loop: Annotated[
+        Loop,
+        typer.Option(
+            "--loop",
+            help="Event loop: uvloop (default; libuv) or asyncio (the standard library's).",
+        ),
+    ] = "uvloop",
+    http: Annotated[
+        HttpParser,
+        typer.Option(
+            "--http",
+            help="HTTP/1.1 parser: httptools (default; llhttp, in C) or h11 (pure Python).",
+        ),
+    ] = "httptools",
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness",
+            help="URL=VKEY: push each new checkpoint to this witness (tlog-witness URL prefix, "
+            "cosignature vkey string or file); repeat for several.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API (refuses an uninitialised or out-of-date data directory)."""
     data_dir = data_dir.resolve()
     db_url = resolve_db_url(data_dir, db)
+    try:
+        witnesses = witness_endpoints(witness or ())
+    except ValueError as exc:
+        _refuse(str(exc))
     check_serveable(data_dir, db_url)
+    if witnesses:
+        os.environ["MANDI_WITNESSES"] = witnesses_env(witnesses)
     os.environ["MANDI_DATA_DIR"] = str(data_dir)
     os.environ["MANDI_DATABASE_URL"] = db_url
     if checkpoint_delay_ms is not None:
@@ -119,6 +165,9 @@ def serve_command(
         "port": port,
         "workers": workers,
         "log_level": log_level,
+        "access_log": access_log,
+        "loop": loop,
+        "http": http,
         "proxy_headers": False,
         "server_header": False,
     }

@@ -3,7 +3,8 @@
 A :class:`Store` holds entries (the exact signed statement bytes, never a
 re-serialised copy), the stored Merkle nodes (complete subtrees only), the
 registry state derived from the log, the signed checkpoints, and (apart from
-all of these) the personal values kept off the log. Appends happen
+all of these) the witnesses' cosignatures of checkpoints and the personal
+values kept off the log. Appends happen
 inside :meth:`Store.write`: one transaction, serialised against every other
 writer (other threads and other processes), in which reads see the
 transaction's own writes, and which either commits everything or nothing.
@@ -30,10 +31,31 @@ from ledger.hashing import Digest, KeyId
 from ledger.registry import KeyRecord, ParticipantRecord, RegistryChange
 from ledger.statements import Entry
 
-__all__ = ["NodeId", "Store", "StoredCheckpoint", "WriteTx"]
+__all__ = [
+    "HistoryEntry",
+    "NodeId",
+    "Store",
+    "StoredCheckpoint",
+    "StoredCosignature",
+    "WriteTx",
+]
 
 NodeId = tuple[int, int]
 """(level, index): the complete subtree over leaves [index * 2**level, (index + 1) * 2**level)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryEntry:
+    """One statement of a lot's history: its entry, and who signed it and who corrected it.
+
+    ``participant`` and ``corrected_by`` come from the statement's domain
+    record; ``has_record`` is False (and both are None) when it has none.
+    """
+
+    entry: Entry
+    has_record: bool
+    participant: str | None
+    corrected_by: int | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,6 +65,24 @@ class StoredCheckpoint:
     size: int
     note: str
     created_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredCosignature:
+    """A witness's cosignature of the stored checkpoint of size ``size`` (C2SP tlog-cosignature).
+
+    ``line`` is the signature line exactly as the witness returned it (``— name
+    base64`` and its LF); ``key_hash`` is its 4-byte key hash and
+    ``timestamp`` the witness's time in seconds since the epoch. The caller
+    verifies the line against the witness's key before storing it; a store
+    never checks it.
+    """
+
+    size: int
+    name: str
+    key_hash: bytes
+    line: str
+    timestamp: int
 
 
 class _Reads(Protocol):
@@ -167,8 +207,42 @@ class Store(_Reads, Protocol):
         """The statements that touched a lot, in log order."""
         ...
 
+    def history_entries(self, lot_id: str) -> list[HistoryEntry]:
+        """:meth:`history` with each statement's entry and domain record, in one read."""
+        ...
+
     def held_by(self, participant: str) -> list[LotState]:
         """Lots a participant holds now (held, or packed in a unit it holds), by lot id."""
+        ...
+
+    # Witness cosignatures, not part of the log: each call commits on its own,
+    # outside any append transaction; any stored checkpoint may gain one at any time.
+
+    def put_cosignatures(self, cosignatures: Sequence[StoredCosignature]) -> None:
+        """Store cosignatures of stored checkpoints, replacing an earlier one by the same key.
+
+        One per (size, name, key_hash): a witness that cosigns the same
+        checkpoint again (with a newer timestamp) replaces its earlier line.
+
+        Raises:
+            NotFoundError: no checkpoint of that size is stored (nothing is stored).
+        """
+        ...
+
+    def cosignatures(self, size: int) -> list[StoredCosignature]:
+        """The cosignatures of the checkpoint of ``size``, by (name, key_hash)."""
+        ...
+
+    def all_cosignatures(self) -> Iterator[StoredCosignature]:
+        """Every stored cosignature, by (size, name, key_hash), streamed."""
+        ...
+
+    def latest_cosigned_checkpoint(self, min_cosignatures: int = 1) -> StoredCheckpoint | None:
+        """The largest checkpoint with at least ``min_cosignatures`` (>= 1) cosignatures."""
+        ...
+
+    def witness_size(self, name: str, key_hash: bytes) -> int | None:
+        """The largest checkpoint size the witness (name, key_hash) has cosigned, if any."""
         ...
 
     # Personal data, off the log: each call commits on its own, outside any

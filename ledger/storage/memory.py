@@ -21,7 +21,7 @@ from ledger.errors import ConflictError, NotFoundError
 from ledger.hashing import ZERO_HASH, Digest, KeyId
 from ledger.registry import KeyRecord, ParticipantRecord, Registry, RegistryChange, RevokeKey
 from ledger.statements import Entry
-from ledger.storage import NodeId, StoredCheckpoint
+from ledger.storage import HistoryEntry, NodeId, StoredCheckpoint, StoredCosignature
 
 __all__ = ["MemoryStore"]
 
@@ -147,6 +147,10 @@ class MemoryStore(_Reader):
         # Personal data lives off the log: outside _State and the append lock.
         self._personal: dict[tuple[str, str], PersonalRecord] = {}
         self._personal_lock = threading.Lock()
+        # Cosignatures are off the log too, keyed (size, name, key_hash); they are
+        # written under the append lock so that a checkpoint being rolled back
+        # cannot gain one.
+        self._cosignatures: dict[tuple[int, str, bytes], StoredCosignature] = {}
 
     @contextmanager
     def write(self) -> Iterator[_MemoryTx]:
@@ -207,8 +211,55 @@ class MemoryStore(_Reader):
     def history(self, lot_id: str) -> list[LotEvent]:
         return self._state.domain.history(lot_id)
 
+    def history_entries(self, lot_id: str) -> list[HistoryEntry]:
+        found = []
+        for line in self.history(lot_id):
+            entry = self.entry(line.index)
+            record = self.event(entry.event_id)
+            found.append(
+                HistoryEntry(
+                    entry=entry,
+                    has_record=record is not None,
+                    participant=None if record is None else record.participant,
+                    corrected_by=None if record is None else record.corrected_by,
+                )
+            )
+        return found
+
     def held_by(self, participant: str) -> list[LotState]:
         return self._state.domain.held_by(participant)
+
+    def put_cosignatures(self, cosignatures: Sequence[StoredCosignature]) -> None:
+        with self._lock:
+            for cosignature in cosignatures:
+                if cosignature.size not in self._state.checkpoints:
+                    raise NotFoundError(f"no checkpoint of size {cosignature.size} is stored")
+            for c in cosignatures:
+                self._cosignatures[(c.size, c.name, c.key_hash)] = c
+
+    def cosignatures(self, size: int) -> list[StoredCosignature]:
+        with self._lock:
+            return [self._cosignatures[k] for k in sorted(self._cosignatures) if k[0] == size]
+
+    def all_cosignatures(self) -> Iterator[StoredCosignature]:
+        with self._lock:
+            found = [self._cosignatures[k] for k in sorted(self._cosignatures)]
+        yield from found
+
+    def latest_cosigned_checkpoint(self, min_cosignatures: int = 1) -> StoredCheckpoint | None:
+        if min_cosignatures < 1:
+            raise ValueError("min_cosignatures must be >= 1")
+        with self._lock:
+            counts: dict[int, int] = {}
+            for size, _, _ in self._cosignatures:
+                counts[size] = counts.get(size, 0) + 1
+            sizes = [size for size, count in counts.items() if count >= min_cosignatures]
+            return self._state.checkpoints[max(sizes)] if sizes else None
+
+    def witness_size(self, name: str, key_hash: bytes) -> int | None:
+        with self._lock:
+            sizes = [k[0] for k in self._cosignatures if k[1:] == (name, key_hash)]
+        return max(sizes, default=None)
 
     def put_personal(self, record: PersonalRecord) -> None:
         with self._personal_lock:

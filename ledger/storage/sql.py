@@ -42,7 +42,9 @@ to the DBAPI cursor, compiled once per dialect; see :class:`_Driver`.
 
 Personal data (migration 0003) lives in ``personal_data``, outside the log: its
 methods commit on their own, are never part of an append transaction, and
-never touch the entries.
+never touch the entries. Witness cosignatures of checkpoints (migration 0004)
+live in ``cosignatures`` on the same terms; a foreign key ties each to its
+checkpoint.
 
 It does not decide what may be appended (that is :mod:`ledger.service` and
 :mod:`ledger.admission`), compute Merkle nodes (:mod:`ledger.merkle`), or create
@@ -131,7 +133,14 @@ from ledger.registry import (
     RegistryChange,
 )
 from ledger.statements import Entry
-from ledger.storage import NodeId, Store, StoredCheckpoint, WriteTx
+from ledger.storage import (
+    HistoryEntry,
+    NodeId,
+    Store,
+    StoredCheckpoint,
+    StoredCosignature,
+    WriteTx,
+)
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT_MS",
@@ -155,8 +164,8 @@ _WRITE_OPTION: Final = "mandi_write"
 
 # ---------------------------------------------------------------------------
 # Tables. The migrations in migrations/versions/ (0001_initial.py, 0002_domain.py,
-# 0003_personal.py) create the same schema; change both together (and add a new revision, never
-# edit an old one).
+# 0003_personal.py, 0004_cosignatures.py) create the same schema; change both together
+# (and add a new revision, never edit an old one).
 
 # SQLite makes a single-column "INTEGER" primary key an alias of the rowid (no
 # second B-tree); BIGINT would not be. PostgreSQL keeps BIGINT.
@@ -356,6 +365,24 @@ class PersonalRow(Base):
     public: Mapped[bool] = mapped_column(Boolean)
 
 
+class CosignatureRow(Base):
+    """A witness's cosignature of a stored checkpoint (migration 0004); no append writes it."""
+
+    __tablename__ = "cosignatures"
+    __table_args__ = (
+        CheckConstraint("length(key_hash) = 4", name="key_hash_length"),
+        Index(None, "name", "key_hash", "size"),
+    )
+
+    size: Mapped[int] = mapped_column(
+        _INDEX_TYPE, ForeignKey(CheckpointRow.size), primary_key=True, autoincrement=False
+    )
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    key_hash: Mapped[bytes] = mapped_column(LargeBinary(4), primary_key=True)
+    line: Mapped[str] = mapped_column(Text)
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+
+
 # ---------------------------------------------------------------------------
 # Statements built once (SQLAlchemy caches their compiled form).
 
@@ -437,6 +464,35 @@ _SEL_CHECKPOINTS = (
     .order_by(CheckpointRow.size)
     .limit(bindparam("n"))
 )
+_COSIGNATURE_COLUMNS = (
+    CosignatureRow.size,
+    CosignatureRow.name,
+    CosignatureRow.key_hash,
+    CosignatureRow.line,
+    CosignatureRow.timestamp,
+)
+_SEL_COSIGNATURES = select(*_COSIGNATURE_COLUMNS).where(CosignatureRow.size == bindparam("size"))
+_SEL_COSIGNATURES_FROM = (
+    select(*_COSIGNATURE_COLUMNS)
+    .where(CosignatureRow.size >= bindparam("lo"))
+    .order_by(CosignatureRow.size)
+    .limit(bindparam("n"))
+)
+_SEL_LATEST_COSIGNED = (
+    select(*_CHECKPOINT_COLUMNS)
+    .where(
+        CheckpointRow.size.in_(
+            select(CosignatureRow.size)
+            .group_by(CosignatureRow.size)
+            .having(func.count() >= bindparam("n"))
+        )
+    )
+    .order_by(CheckpointRow.size.desc())
+    .limit(1)
+)
+_SEL_WITNESS_SIZE = select(func.max(CosignatureRow.size)).where(
+    CosignatureRow.name == bindparam("name"), CosignatureRow.key_hash == bindparam("key_hash")
+)
 _SEL_META = select(MetaRow.value).where(MetaRow.key == bindparam("key"))
 _SEL_PERSONAL = select(
     PersonalRow.participant,
@@ -497,6 +553,22 @@ _SEL_HISTORY = (
     .where(LotEventRow.lot_id == bindparam("lot_id"))
     .order_by(LotEventRow.idx)
 )
+# A lot's history with each statement's entry and domain record: one search of
+# the lot_events primary key, then a primary-key (entries) and a unique-index
+# (domain_events.event_id) lookup per statement; nothing grows with the log.
+_SEL_HISTORY_ENTRIES = (
+    select(
+        *_ENTRY_COLUMNS,
+        DomainEventRow.idx,
+        DomainEventRow.participant,
+        DomainEventRow.corrected_by,
+    )
+    .select_from(LotEventRow)
+    .join(EntryRow, EntryRow.idx == LotEventRow.idx)
+    .outerjoin(DomainEventRow, DomainEventRow.event_id == EntryRow.event_id)
+    .where(LotEventRow.lot_id == bindparam("lot_id"))
+    .order_by(LotEventRow.idx)
+)
 _EDGE_COLUMNS = (LotEdgeRow.parent, LotEdgeRow.child, LotEdgeRow.idx, LotEdgeRow.kind)
 _SEL_EDGES_INTO = (
     select(*_EDGE_COLUMNS)
@@ -553,6 +625,14 @@ class _Upserts:
             set_={
                 "note": checkpoints.excluded.note,
                 "created_ms": checkpoints.excluded.created_ms,
+            },
+        )
+        cosignatures = make(CosignatureRow)
+        self.cosignatures = cosignatures.on_conflict_do_update(
+            index_elements=[CosignatureRow.size, CosignatureRow.name, CosignatureRow.key_hash],
+            set_={
+                "line": cosignatures.excluded.line,
+                "timestamp": cosignatures.excluded.timestamp,
             },
         )
         meta = make(MetaRow)
@@ -642,6 +722,21 @@ def _participant(row: Any) -> ParticipantRecord:
 
 def _checkpoint(row: Any) -> StoredCheckpoint:
     return StoredCheckpoint(size=row.size, note=row.note, created_ms=row.created_ms)
+
+
+def _cosignature(row: Any) -> StoredCosignature:
+    return StoredCosignature(
+        size=row.size,
+        name=row.name,
+        key_hash=bytes(row.key_hash),
+        line=row.line,
+        timestamp=row.timestamp,
+    )
+
+
+def _by_witness(cosignatures: Iterator[StoredCosignature]) -> list[StoredCosignature]:
+    # Sorted here, not in SQL: a database collation must not change the order.
+    return sorted(cosignatures, key=lambda c: (c.size, c.name, c.key_hash))
 
 
 def _contents_text(contents: tuple[str, ...]) -> str:
@@ -789,19 +884,34 @@ class _RawStatements:
     ins_edges: _Raw
 
 
-@lru_cache(maxsize=2)
-def _raw_statements(dialect_name: str) -> _RawStatements:
-    """The write transaction's hot statements, compiled with positional parameters."""
-    dialect = (
+def _dbapi_dialect(dialect_name: str) -> Any:
+    """The dialect compiling statements for a DBAPI cursor (positional parameters)."""
+    return (
         postgresql_psycopg.dialect(paramstyle="format")  # type: ignore[no-untyped-call]
         if dialect_name == "postgresql"
         else sqlite_pysqlite.dialect()
     )
+
+
+def _compile_raw(statement: Any, dialect: Any) -> _Raw:
+    compiled = statement.compile(dialect=dialect)
+    return _Raw(compiled.string, tuple(compiled.positiontup or ()))
+
+
+@lru_cache(maxsize=2)
+def _raw_history_entries(dialect_name: str) -> _Raw:
+    """:data:`_SEL_HISTORY_ENTRIES` for a DBAPI cursor (see :meth:`SqlStore.history_entries`)."""
+    return _compile_raw(_SEL_HISTORY_ENTRIES, _dbapi_dialect(dialect_name))
+
+
+@lru_cache(maxsize=2)
+def _raw_statements(dialect_name: str) -> _RawStatements:
+    """The write transaction's hot statements, compiled with positional parameters."""
+    dialect = _dbapi_dialect(dialect_name)
     upserts = _Upserts(dialect_name)
 
     def raw(statement: Any) -> _Raw:
-        compiled = statement.compile(dialect=dialect)
-        return _Raw(compiled.string, tuple(compiled.positiontup or ()))
+        return _compile_raw(statement, dialect)
 
     return _RawStatements(
         sel_entry_by_event=raw(_SEL_ENTRY_BY_EVENT),
@@ -1453,6 +1563,23 @@ class SqlStore:
                 conn.execution_options(**{_WRITE_OPTION: True})
             yield conn
 
+    def _raw_read(self, query: _Raw, params: Mapping[str, Any]) -> list[Any]:
+        """Run one read-only query on a pooled connection's DBAPI cursor; its rows."""
+        error: type[Exception] = self._engine.dialect.loaded_dbapi.Error
+        with _TRANSLATE:
+            conn = self._engine.raw_connection()
+        try:
+            cursor = conn.cursor()
+            try:
+                cursor.execute(query.sql, query.params(params))
+                return list(cursor.fetchall())
+            finally:
+                cursor.close()
+        except error as exc:
+            raise StorageError(f"database error: {_first_line(exc)}") from exc
+        finally:
+            conn.close()  # back to the pool, which resets it (rolls back) on return
+
     # -- Store protocol ------------------------------------------------------
 
     @contextmanager
@@ -1641,6 +1768,26 @@ class SqlStore:
             rows = conn.execute(_SEL_HISTORY, {"lot_id": lot_id}).all()
         return [LotEvent(lot_id=row.lot_id, index=row.idx, kind=row.kind) for row in rows]
 
+    def history_entries(self, lot_id: str) -> list[HistoryEntry]:
+        """:meth:`history` with each statement's entry and domain record, in one query.
+
+        The one query runs on the DBAPI cursor of a pooled connection, outside
+        an explicit transaction: a single statement reads one snapshot on
+        SQLite and PostgreSQL alike, and SQLAlchemy's execution path (and the
+        ``BEGIN``/``ROLLBACK`` around it) would cost more than the query.
+        """
+        query = _raw_history_entries(self._engine.dialect.name)
+        rows = self._raw_read(query, {"lot_id": lot_id})
+        return [
+            HistoryEntry(
+                entry=_entry(row),
+                has_record=row[5] is not None,
+                participant=row[6],
+                corrected_by=row[7],
+            )
+            for row in rows
+        ]
+
     def held_by(self, participant: str) -> list[LotState]:
         """Lots ``participant`` holds now (held or packed), by lot id."""
         with self._connect() as conn:
@@ -1665,6 +1812,80 @@ class SqlStore:
         with self._connect(write=True) as conn, conn.begin():
             conn.execute(_SEL_HEAD_FOR_UPDATE).first()
             conn.execute(self._upserts.meta, {"key": key, "value": value})
+
+    # -- witness cosignatures, off the log (their own transactions) -----------
+
+    def put_cosignatures(self, cosignatures: Sequence[StoredCosignature]) -> None:
+        """Store cosignatures (one per size, name and key hash; a later one replaces); commits.
+
+        Raises:
+            NotFoundError: a cosignature's checkpoint is not stored (nothing is stored).
+        """
+        if not cosignatures:
+            return
+        rows = [
+            {
+                "size": c.size,
+                "name": c.name,
+                "key_hash": c.key_hash,
+                "line": c.line,
+                "timestamp": c.timestamp,
+            }
+            for c in cosignatures
+        ]
+        sizes = sorted({c.size for c in cosignatures})
+        with self._connect(write=True) as conn, conn.begin():
+            stored = set(
+                conn.execute(select(CheckpointRow.size).where(CheckpointRow.size.in_(sizes)))
+                .scalars()
+                .all()
+            )
+            missing = [size for size in sizes if size not in stored]
+            if missing:
+                raise NotFoundError(f"no checkpoint of size {missing[0]} is stored")
+            conn.execute(self._upserts.cosignatures, rows)
+
+    def cosignatures(self, size: int) -> list[StoredCosignature]:
+        """The cosignatures of the checkpoint of ``size``, by (name, key_hash)."""
+        with self._connect() as conn:
+            rows = conn.execute(_SEL_COSIGNATURES, {"size": size}).all()
+        return _by_witness(_cosignature(row) for row in rows)
+
+    def all_cosignatures(self) -> Iterator[StoredCosignature]:
+        """Every cosignature by (size, name, key_hash), streamed a chunk of sizes at a time."""
+        cursor = 0
+        done = False
+        while not done:
+            with self._connect() as conn:
+                rows = conn.execute(
+                    _SEL_COSIGNATURES_FROM, {"lo": cursor, "n": self._chunk_rows}
+                ).all()
+                done = len(rows) < self._chunk_rows
+                if not done:
+                    last = rows[-1].size
+                    if rows[0].size == last:
+                        # One checkpoint with a chunk's worth of cosignatures: read it whole.
+                        rows = conn.execute(_SEL_COSIGNATURES, {"size": last}).all()
+                    else:
+                        # The limit may have cut the last size short: read it again next time.
+                        rows = [row for row in rows if row.size != last]
+                        last -= 1
+                    cursor = last + 1
+            yield from _by_witness(_cosignature(row) for row in rows)
+
+    def latest_cosigned_checkpoint(self, min_cosignatures: int = 1) -> StoredCheckpoint | None:
+        """The largest checkpoint with at least ``min_cosignatures`` (>= 1) cosignatures."""
+        if min_cosignatures < 1:
+            raise ValueError("min_cosignatures must be >= 1")
+        with self._connect() as conn:
+            row = conn.execute(_SEL_LATEST_COSIGNED, {"n": min_cosignatures}).first()
+        return None if row is None else _checkpoint(row)
+
+    def witness_size(self, name: str, key_hash: bytes) -> int | None:
+        """The largest checkpoint size the witness (name, key_hash) has cosigned, if any."""
+        with self._connect() as conn:
+            size = conn.execute(_SEL_WITNESS_SIZE, {"name": name, "key_hash": key_hash}).scalar()
+        return None if size is None else int(size)
 
     # -- personal data, off the log (its own transactions; never an entry) -----
 

@@ -25,6 +25,22 @@ def test_run_once_signs_only_when_behind():
     assert checkpointer.run_once() is False
 
 
+def test_on_signed_is_called_after_signing_only():
+    world = new_world(checkpoint_delay_ms=3_600_000)
+    enrol(world, "farm-1")
+    world.ledger.append(harvest(world, "farm-1"))
+    pokes: list[int] = []
+    checkpointer = Checkpointer(
+        world.ledger,
+        interval_s=1,
+        on_signed=lambda: pokes.append(world.store.latest_checkpoint().size),
+    )
+    assert checkpointer.run_once() is True
+    assert pokes == [world.ledger.size()]
+    assert checkpointer.run_once() is False
+    assert len(pokes) == 1
+
+
 def test_lifespan_covers_every_append_within_the_delay():
     world = new_world(checkpoint_delay_ms=100)
     enrol(world, "farm-1")

@@ -35,6 +35,44 @@ def test_checkpoint_is_the_stored_note(api, grown):
     assert verified.checkpoint.size == grown.ledger.size()
 
 
+def test_checkpoint_carries_the_stored_cosignatures(api, grown):
+    from ledger import NoteVerifier, SignedNote, build_witness_vkey, cosign_checkpoint
+    from tests.ledger.builders import seeded
+
+    keys = {name: seeded(n) for n, name in [(50, "w.example/b"), (51, "w.example/a")]}
+    witnesses = [NoteVerifier.from_vkey(build_witness_vkey(n, k.public)) for n, k in keys.items()]
+    first = grown.store.latest_checkpoint()
+    body = SignedNote.from_text(first.note).text
+    grown.ledger.add_cosignature(
+        first.size, cosign_checkpoint(keys["w.example/b"], "w.example/b", body, 7), witnesses[0]
+    )
+    enrol(grown, "farm-2")  # a newer checkpoint, not cosigned
+    assert api.get("/v1/log/checkpoint").text == grown.store.latest_checkpoint().note
+    r = api.get("/v1/log/checkpoint", params={"min_cosignatures": 1})
+    assert r.status_code == 200
+    assert r.text.startswith(first.note)
+    assert r.text.count("\n\u2014 ") == 2
+    assert open_checkpoint(r.text, grown.verifier, witnesses, 1).checkpoint.size == first.size
+    assert_problem(
+        api.get("/v1/log/checkpoint", params={"min_cosignatures": 2}),
+        404,
+        "no_cosigned_checkpoint",
+        "min_cosignatures",
+    )
+    assert_problem(api.get("/v1/log/checkpoint?min_cosignatures=-1"), 422, "validation_failed")
+    # Cosigning the newest checkpoint too: the plain endpoint now carries it, byte-exact.
+    newest = grown.store.latest_checkpoint()
+    newest_body = SignedNote.from_text(newest.note).text
+    lines = [
+        cosign_checkpoint(keys[w.name], w.name, newest_body, 9)
+        for w in sorted(witnesses, key=lambda w: w.name)
+    ]
+    for w in witnesses:
+        grown.ledger.add_cosignature(newest.size, next(x for x in lines if w.name in x), w)
+    assert api.get("/v1/log/checkpoint").text == newest.note + "".join(lines)
+    assert api.get("/v1/log/checkpoint?min_cosignatures=2").text == newest.note + "".join(lines)
+
+
 def test_no_checkpoint_yet_is_404():
     from ledger import Ledger, LogIdentity
     from ledger.storage.memory import MemoryStore

@@ -23,6 +23,7 @@ import pytest
 import uvicorn
 
 from api.app import create_app
+from api.routes.lots import HistoryItemOut, HistoryOut
 from api.settings import Settings
 from client.demo import demo_signer, run_demo
 from ledger import SignedStatement, Statement, VerifyingKey, sign_statement
@@ -151,6 +152,35 @@ def test_history_is_decoded_from_the_stored_bytes_and_verifies(demo, client):
         key = world.store.key(bytes.fromhex(decoded["signer"]))
         assert key.participant == item["participant"]
         SignedStatement.from_bytes(raw, signature).verify(VerifyingKey.from_bytes(key.public))
+
+
+def test_history_bytes_are_what_fastapi_makes_of_the_model(demo, client):
+    # The route serialises its answer itself; it must stay byte for byte what
+    # FastAPI made of the HistoryOut response model (docs/api.md).
+    world, summary = demo
+    for lot in [known.lot for known in summary.lots] + [GS1_SLASH, GS1_PERCENT]:
+        r = client.get(f"/v1/lots/{lot}/history")
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"] == "application/json"
+        model = HistoryOut(
+            lot_id=lot,
+            items=[
+                HistoryItemOut(
+                    index=h.index,
+                    event_id=h.event_id.hex(),
+                    kind=h.kind,
+                    participant=h.participant,
+                    time=h.time,
+                    accepted_ms=h.accepted_ms,
+                    corrected_by=h.corrected_by,
+                    body=h.body,
+                    statement=base64.b64encode(h.statement).decode(),
+                    signature=base64.b64encode(h.signature).decode(),
+                )
+                for h in world.ledger.history(lot)
+            ],
+        )
+        assert r.content == model.model_dump_json().encode()
 
 
 # --------------------------------------------------------------------------- escapes in ids

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
+import subprocess
+import zlib
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import zxingcpp
+from fontTools.ttLib import TTFont
 from PIL import Image, ImageDraw
 from typer.testing import CliRunner
 
@@ -237,6 +241,154 @@ def test_label_sheet_pdf_pages():
     assert len(re.findall(rb"/Type /Page\b", one)) == 1
     two = label_pdf(_labels(25))
     assert len(re.findall(rb"/Type /Page\b", two)) == 2
+
+
+# A label printed for an Urdu-speaking cooperative: producer and place in Urdu
+# (U+06C1 HEH GOAL, which DejaVu Sans lacks, included), crop with Cyrillic and CJK.
+URDU_PRODUCER = "کسان کوآپریٹو"
+URDU_PLACE = "ضلع شیخوپورہ، پنجاب"
+URDU_LABELS = [
+    LabelInfo(
+        lot="lot:coop.sindh:pallet-01",
+        uri=f"{BASE}/l/lot:coop.sindh:pallet-01",
+        crop="mango sindhri",
+        producer=URDU_PRODUCER,
+        place=URDU_PLACE,
+        date="2026-11-27",
+    ),
+    LabelInfo(
+        lot="gtin:09506000134352:AB%2F12%25",
+        uri=GS1_URI,
+        crop="пшеница 小麦",
+        producer="Farm One",
+        place="Sheikhupura, Punjab",
+        date="2026-11-28",
+    ),
+    LabelInfo(
+        lot="lot:" + "f" * 64 + ":" + "L" * 40,  # the longest lot id the grammar allows
+        uri=f"{BASE}/l/lot:farm-1:L",
+        crop="wheat " * 30,
+        producer="حیدرآباد سنڌ ڪسان " * 12,  # Sindhi letters too
+        place="x" * 300,
+        date="2026-11-29",
+    ),
+]
+_MM = 72 / 25.4  # PDF points per millimetre
+_PAGE_H_PT = 841.89  # A4 height in points, fpdf2's origin is the top left, PDF's the bottom
+
+
+def _pdf_streams(pdf: bytes) -> list[bytes]:
+    """Every stream of ``pdf``, inflated (fpdf2 compresses with FlateDecode)."""
+    out = []
+    for match in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S):
+        try:
+            out.append(zlib.decompress(match.group(1)))
+        except zlib.error:
+            out.append(match.group(1))
+    return out
+
+
+def _to_unicode(pdf: bytes) -> list[str]:
+    """The text that the ToUnicode CMaps map the embedded fonts' glyphs to."""
+    mapped = []
+    for stream in _pdf_streams(pdf):
+        if b"/CMapName /Adobe-Identity-UCS" not in stream:
+            continue
+        for block in re.findall(rb"beginbfchar(.*?)endbfchar", stream, re.S):
+            for utf16 in re.findall(rb"<[0-9A-Fa-f]+>\s*<([0-9A-Fa-f]+)>", block):
+                mapped.append(bytes.fromhex(utf16.decode()).decode("utf-16-be"))
+        for block in re.findall(rb"beginbfrange(.*?)endbfrange", stream, re.S):
+            for lo, hi, first in re.findall(
+                rb"<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>", block
+            ):
+                start = int(first, 16)
+                mapped += [chr(start + i) for i in range(int(hi, 16) - int(lo, 16) + 1)]
+    return mapped
+
+
+def _rasterise_pdf(pdf: bytes, scale: int = 4) -> Image.Image:
+    """Page 1: by pdftoppm where installed, else our own fill of its ``re f`` rectangles.
+
+    The QR codes are vector rectangles, so filling them is an exact rendering of
+    the code; pdftoppm (poppler) also renders the text and checks nothing covers it.
+    """
+    if shutil.which("pdftoppm"):
+        png = subprocess.run(
+            ["pdftoppm", "-png", "-r", str(72 * scale), "-f", "1", "-l", "1", "-"],
+            input=pdf,
+            capture_output=True,
+            check=True,
+        ).stdout
+        return Image.open(io.BytesIO(png)).convert("L")
+    image = Image.new("L", (round(595.28 * scale), round(_PAGE_H_PT * scale)), 255)
+    draw = ImageDraw.Draw(image)
+    content = b"".join(s for s in _pdf_streams(pdf) if b" re f" in s)
+    for x, y, w, h in re.findall(rb"([-\d.]+) ([-\d.]+) ([-\d.]+) ([-\d.]+) re f", content):
+        x0, y0 = float(x) * scale, (_PAGE_H_PT - float(y)) * scale
+        x1, y1 = x0 + float(w) * scale, y0 - float(h) * scale
+        draw.rectangle([round(x0), round(y0), round(x1) - 1, round(y1) - 1], fill=0)
+    return image
+
+
+def _embedded_fonts(pdf: bytes) -> list[TTFont]:
+    """The TrueType font programs (FontFile2) embedded in ``pdf``."""
+    return [TTFont(io.BytesIO(s)) for s in _pdf_streams(pdf) if s[:4] == b"\x00\x01\x00\x00"]
+
+
+def _family(font: TTFont) -> str:
+    return font["name"].getDebugName(1) if "name" in font else ""
+
+
+def test_label_pdf_embeds_fonts_that_print_urdu():
+    pdf = label_pdf(URDU_LABELS[:1])
+    fonts = set(re.findall(rb"/BaseFont /(?:[A-Z]{6}\+)?([\w-]+)", pdf))
+    assert b"NotoNaskhArabic" in fonts  # the Arabic-script fields
+    assert b"DejaVuSansBold" in fonts  # the crop
+    assert not any(name.startswith(b"Helvetica") for name in fonts)  # Latin-1 only: "?"
+    assert {"Noto Naskh Arabic", "DejaVu Sans"} <= {_family(f) for f in _embedded_fonts(pdf)}
+    mapped = _to_unicode(pdf)
+    assert set((URDU_PRODUCER + URDU_PLACE).replace(" ", "")) <= set(mapped)
+    assert "?" not in mapped  # nothing was substituted
+    assert "\ufffd" not in mapped
+
+
+def test_label_pdf_shapes_urdu_into_joined_forms():
+    naskh = [
+        f for f in _embedded_fonts(label_pdf(URDU_LABELS[:1])) if _family(f) == "Noto Naskh Arabic"
+    ]
+    glyphs = set().union(*(f.getGlyphOrder() for f in naskh))
+    # Unshaped, every letter would print its isolated form (uni06A9 ...). Shaped,
+    # joined letters take initial/medial/final forms: kaf initial FEDB and seen
+    # medial FEB4 (the word's start), alef, reh and waw final FE8E, FEAE, FEEE.
+    assert {"uniFEDB", "uniFEB4", "uniFE8E", "uniFEAE", "uniFEEE"} <= glyphs
+
+
+def test_label_pdf_fits_long_text_inside_the_label():
+    pdf = label_pdf(URDU_LABELS)
+    content = b"".join(s for s in _pdf_streams(pdf) if b" Td" in s)
+    origins = re.findall(rb"([\d.]+) ([\d.]+) (?:Td|Tm)", content)
+    assert origins
+    for x, y in origins:
+        x_mm, y_mm = float(x) / _MM, (_PAGE_H_PT - float(y)) / _MM
+        col = int((x_mm - 7.2) // (63.5 + 2.5))
+        left = 7.2 + col * (63.5 + 2.5)
+        assert left + 27 < x_mm < left + 63.5, (x_mm, y_mm)  # right of the QR code
+        assert 12.9 + 5 < y_mm < 12.9 + 33.9, (x_mm, y_mm)  # all on the first row
+    mapped = _to_unicode(pdf)
+    assert "\u2026" in mapped  # the overlong fields were cut with an ellipsis
+    assert "\ufffd" in mapped  # 小麦: in neither vendored font, printed as U+FFFD ...
+    assert "?" not in mapped  # ... never as "?"
+    assert set("пшеница") <= set(mapped)  # Cyrillic from DejaVu Sans
+    assert set("ڌڪ") <= set(mapped)  # Sindhi from Noto Naskh Arabic
+
+
+def test_label_pdf_qr_codes_decode_to_the_exact_uris():
+    pdf = label_pdf(URDU_LABELS)
+    page = _rasterise_pdf(pdf)
+    results = zxingcpp.read_barcodes(page)
+    assert sorted(r.text for r in results) == sorted(label.uri for label in URDU_LABELS)
+    assert all(r.format == zxingcpp.BarcodeFormat.QRCode for r in results)
+    assert all(r.ec_level in EC_AT_LEAST_M for r in results)
 
 
 def test_mandi_labels_reads_the_lots_from_the_database(tmp_path: Path):

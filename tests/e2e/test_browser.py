@@ -359,3 +359,101 @@ def test_tampered_event_is_reported_by_the_page(browser, lying_server, demo):
         _shot(page, "lot-page-360-tampered.png")
     finally:
         context.close()
+
+
+# ---------------------------------------------------------------------------
+# Witnesses: the page counts the cosignatures it verified against the pinned keys.
+
+
+def _serve_in_thread(app) -> tuple[str, uvicorn.Server, threading.Thread]:
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    _wait_ready(base, None, None)
+    return base, server, thread
+
+
+@pytest.fixture(scope="module")
+def cosigned_demo(demo, tmp_path_factory) -> tuple[Path, list[Any]]:
+    """A copy of the demo whose newest checkpoint one of two witnesses has cosigned."""
+    import shutil
+
+    from ledger import NoteVerifier, SignedNote, build_witness_vkey, cosign_checkpoint
+    from ledger.datadir import open_ledger
+    from tests.ledger.builders import seeded
+
+    data_dir, _ = demo
+    copy = tmp_path_factory.mktemp("cosigned") / "data"
+    shutil.copytree(data_dir, copy)
+    (copy / "ledger.db").unlink()
+    subprocess.run(  # a consistent copy of the SQLite database (WAL included)
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3,sys; sqlite3.connect(sys.argv[1]).backup(sqlite3.connect(sys.argv[2]))",
+            str(data_dir / "ledger.db"),
+            str(copy / "ledger.db"),
+        ],
+        check=True,
+    )
+    for extra in ("ledger.db-wal", "ledger.db-shm"):
+        (copy / extra).unlink(missing_ok=True)
+    keys = [(seeded(60), "witness.example/w1"), (seeded(61), "witness.example/w2")]
+    verifiers = [NoteVerifier.from_vkey(build_witness_vkey(n, k.public)) for k, n in keys]
+    ledger = open_ledger(copy)
+    try:
+        newest = ledger.latest_checkpoint()
+        body = SignedNote.from_text(newest.note).text
+        line = cosign_checkpoint(keys[0][0], keys[0][1], body, 1_795_843_900)
+        ledger.add_cosignature(newest.size, line, verifiers[0])
+    finally:
+        ledger.store.close()
+    return copy, verifiers
+
+
+def test_lot_page_shows_the_witnesses_it_verified(browser, cosigned_demo, demo):
+    from ledger.cosigning import WitnessEndpoint
+
+    data_dir, verifiers = cosigned_demo
+    _, summary = demo
+    endpoints = tuple(
+        WitnessEndpoint(url=f"http://127.0.0.1:9/w{n}", verifier=v) for n, v in enumerate(verifiers)
+    )
+    cases = [
+        (endpoints, "1", "Vouched for by 1 independent witness", "en-US"),
+        (endpoints, "1", "ایک آزاد گواہ نے اس کی توثیق کی ہے", "ur-PK"),
+        (endpoints[1:], "0", "No witness has cosigned this checkpoint yet", "en-US"),
+    ]
+    for witnesses, count, text, lang in cases:
+        settings = Settings(data_dir=data_dir, run_checkpointer=False, witnesses=witnesses)
+        base, server, thread = _serve_in_thread(create_app(settings))
+        try:
+            context, page, errors = _open(browser, f"{base}/l/{summary['page_lot']}", lang=lang)
+            try:
+                assert _wait_verdict(page) == "ok", page.inner_text("#verify")
+                assert page.get_attribute("#verify-witnesses", "data-count") == count
+                assert page.inner_text("#verify-witnesses") == text
+                if count == "1":
+                    assert "witness.example/w1" in page.inner_text("#verify-checkpoint")
+                    _shot(page, f"lot-page-360-witnessed-{lang}.png")
+                assert errors == []
+            finally:
+                context.close()
+        finally:
+            server.should_exit = True
+            thread.join(timeout=20)
+
+
+def test_lot_page_without_witnesses_says_nothing_of_them(browser, server, demo):
+    _, summary = demo
+    context, page, errors = _open(browser, f"{server}/l/{summary['page_lot']}")
+    try:
+        assert _wait_verdict(page) == "ok", page.inner_text("#verify")
+        assert page.locator("#verify-witnesses").count() == 0
+        assert errors == []
+    finally:
+        context.close()

@@ -274,3 +274,36 @@ test('lot ids and links map to Digital Link paths', () => {
   assert.equal(V.lotPath('https://mandi.example/01/09506000134352/10/AB%2F12%25'), '/01/09506000134352/10/AB%2F12%25');
   assert.equal(V.lotPath('/l/lot:x:y'), '/l/lot:x:y');
 });
+
+test('verifyLot takes the newest cosigned checkpoint, else the newest', async () => {
+  const c = (await BACKENDS).webcrypto;
+  const cps = mandi('checkpoint');
+  const witness = mandi('keys').witness.vkey;
+  const bundle = exampleBundle([0, 1, 2, 3, 4, 5]);
+  function fetcher(cosigned) {
+    const asked = [];
+    const fetch = async (url) => {
+      asked.push(url);
+      const body = url.endsWith('/v1/log/checkpoint?min_cosignatures=1')
+        ? (cosigned ? cps.size_6_cosigned.note : null)
+        : url.endsWith('/v1/log/checkpoint') ? cps.size_6.note : JSON.stringify(bundle);
+      if (body === null) return { ok: false, status: 404, arrayBuffer: async () => new ArrayBuffer(0) };
+      return { ok: true, status: 200, arrayBuffer: async () => new TextEncoder().encode(body).buffer };
+    };
+    return { asked, fetch };
+  }
+  const base = { base: 'https://log.test', path: 'lot:farm-1:2026-11-28-A', vkey: mandi('keys').log.vkey,
+    witnesses: [witness], threshold: 0, cosigned: true, crypto: c };
+  let f = fetcher(true);
+  let v = await V.verifyLot({ ...base, fetch: f.fetch });
+  assert.deepEqual(v.checkpoint.witnessed.map((w) => w.name), ['witness.example/w1']);
+  assert.equal(f.asked.length, 2);
+  f = fetcher(false);
+  v = await V.verifyLot({ ...base, fetch: f.fetch });
+  assert.deepEqual(v.checkpoint.witnessed, []);
+  assert.deepEqual(f.asked.slice(0, 2), ['https://log.test/v1/log/checkpoint?min_cosignatures=1',
+    'https://log.test/v1/log/checkpoint']);
+  f = fetcher(true);  // no witness pinned: the newest checkpoint, whatever it carries
+  v = await V.verifyLot({ ...base, witnesses: [], fetch: f.fetch });
+  assert.equal(f.asked[0], 'https://log.test/v1/log/checkpoint');
+});

@@ -26,7 +26,7 @@ from ledger.errors import ConflictError, LedgerError, NotFoundError, SchemaError
 from ledger.hashing import ZERO_HASH, Digest, KeyId, leaf_hash, sha256
 from ledger.registry import AddKey, AddParticipant, RevokeKey
 from ledger.statements import Entry
-from ledger.storage import Store, StoredCheckpoint, WriteTx
+from ledger.storage import Store, StoredCheckpoint, StoredCosignature, WriteTx
 from ledger.storage.memory import MemoryStore
 from ledger.storage.sql import (
     SqlStore,
@@ -79,6 +79,13 @@ def kid(n: int) -> KeyId:
 def checkpoint(size: int, created_ms: int = BASE_MS) -> StoredCheckpoint:
     return StoredCheckpoint(
         size=size, note=f"origin\n{size}\nroot\n\n— sig\n", created_ms=created_ms
+    )
+
+
+def cosig(size: int, name: str = "w.example/a", key_hash: bytes = b"\x01\x02\x03\x04", ts: int = 7):
+    """A cosignature row over arbitrary text (stores never verify the line)."""
+    return StoredCosignature(
+        size=size, name=name, key_hash=key_hash, line=f"— {name} sig{size}/{ts}", timestamp=ts
     )
 
 
@@ -411,6 +418,80 @@ def test_checkpoints_ascend_and_latest_is_the_largest(store):
     assert list(store.checkpoints())[2] == checkpoint(3, BASE_MS + 3)
 
 
+def test_cosignatures_round_trip_per_checkpoint(store):
+    assert store.cosignatures(3) == []
+    assert store.latest_cosigned_checkpoint() is None
+    assert list(store.all_cosignatures()) == []
+    for size in (1, 3, 5):
+        with store.write() as tx:
+            tx.put_checkpoint(checkpoint(size, BASE_MS + size))
+    b, a, a2 = cosig(3, "w.example/b"), cosig(3, "w.example/a"), cosig(3, key_hash=b"\xff" * 4)
+    store.put_cosignatures([b, a2, a])
+    store.put_cosignatures([])
+    assert store.cosignatures(3) == [a, a2, b]
+    assert store.cosignatures(5) == []
+    assert store.cosignatures(4) == []
+
+
+def test_cosigning_again_replaces_the_earlier_line(store):
+    with store.write() as tx:
+        tx.put_checkpoint(checkpoint(2))
+    store.put_cosignatures([cosig(2, ts=1)])
+    store.put_cosignatures([cosig(2, ts=9)])
+    assert store.cosignatures(2) == [cosig(2, ts=9)]
+
+
+def test_a_cosignature_needs_its_checkpoint(store):
+    with store.write() as tx:
+        tx.put_checkpoint(checkpoint(2))
+    with pytest.raises(NotFoundError, match="size 4"):
+        store.put_cosignatures([cosig(2), cosig(4)])
+    assert store.cosignatures(2) == []
+    assert list(store.all_cosignatures()) == []
+
+
+def test_cosignatures_can_be_added_to_any_stored_checkpoint(store):
+    for size in (1, 2, 3):
+        with store.write() as tx:
+            tx.put_checkpoint(checkpoint(size, BASE_MS + size))
+    store.put_cosignatures([cosig(3, "w.example/a"), cosig(3, "w.example/b")])
+    store.put_cosignatures([cosig(1, "w.example/a"), cosig(2, "w.example/b")])
+    assert store.latest_cosigned_checkpoint() == checkpoint(3, BASE_MS + 3)
+    assert store.latest_cosigned_checkpoint(2) == checkpoint(3, BASE_MS + 3)
+    assert store.latest_cosigned_checkpoint(3) is None
+    with store.write() as tx:
+        tx.put_checkpoint(checkpoint(4, BASE_MS + 4))
+    store.put_cosignatures([cosig(4, "w.example/c")])
+    assert store.latest_cosigned_checkpoint(1) == checkpoint(4, BASE_MS + 4)
+    assert store.latest_cosigned_checkpoint(2) == checkpoint(3, BASE_MS + 3)
+    with pytest.raises(ValueError, match="min_cosignatures"):
+        store.latest_cosigned_checkpoint(0)
+    assert [(c.size, c.name) for c in store.all_cosignatures()] == [
+        (1, "w.example/a"),
+        (2, "w.example/b"),
+        (3, "w.example/a"),
+        (3, "w.example/b"),
+        (4, "w.example/c"),
+    ]
+    key = b"\x01\x02\x03\x04"
+    assert store.witness_size("w.example/a", key) == 3
+    assert store.witness_size("w.example/c", key) == 4
+    assert store.witness_size("w.example/a", b"\x00" * 4) is None
+    assert store.witness_size("w.example/z", key) is None
+
+
+def test_a_rolled_back_checkpoint_takes_no_cosignature(store):
+    def doomed() -> None:
+        with store.write() as tx:
+            tx.put_checkpoint(checkpoint(6))
+            raise RuntimeError("abort")
+
+    with pytest.raises(RuntimeError, match="abort"):
+        doomed()
+    with pytest.raises(NotFoundError):
+        store.put_cosignatures([cosig(6)])
+
+
 def test_statement_bytes_round_trip_exactly(store):
     odd = [
         b"\xff\xfe\x00\x80 not utf-8 \xc3\x28",
@@ -653,6 +734,11 @@ def test_small_chunks_page_correctly(sql_store):
     assert list(sql_store.entries(1, 6)) == entries[1:6]
     assert [i for i, _ in sql_store.leaf_hashes(0, 99)] == list(range(7))
     assert [c.size for c in sql_store.checkpoints()] == [1, 2, 3, 4, 7]
+    many = [cosig(1, f"w{n}") for n in range(3)] + [cosig(2), cosig(4, "x"), cosig(4, "y")]
+    sql_store.put_cosignatures([*many, cosig(7)])
+    assert list(sql_store.all_cosignatures()) == sorted(
+        [*many, cosig(7)], key=lambda c: (c.size, c.name, c.key_hash)
+    )
 
 
 def test_a_fork_is_refused_at_commit_when_the_fast_path_skips_the_check(sql_store):
@@ -895,3 +981,27 @@ def test_postgresql_url_without_driver_is_rewritten(postgres_url):
         assert store.size() == 1
     finally:
         store.close()
+
+
+# --------------------------------------------------------------------------- lot histories
+
+
+def test_history_entries_join_each_line_with_its_entry_and_record(store):
+    # Ledger.history reads a lot's history in one call; it must equal the
+    # lines of history() with entry() and event() of each.
+    from client.demo import run_demo
+    from tests.ledger.builders import new_world
+
+    world = new_world(store)
+    summary = run_demo(world.ledger, operator_id="operator", operator=world.operator)
+    for lot in [known.lot for known in summary.lots]:
+        found = store.history_entries(lot)
+        lines = store.history(lot)
+        assert [h.entry.index for h in found] == [line.index for line in lines]
+        for h in found:
+            assert h.entry == store.entry(h.entry.index)
+            record = store.event(h.entry.event_id)
+            assert h.has_record is (record is not None)
+            assert h.participant == (record.participant if record else None)
+            assert h.corrected_by == (record.corrected_by if record else None)
+    assert store.history_entries("lot:nobody:none") == []
