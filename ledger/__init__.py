@@ -144,6 +144,7 @@ from ledger.statements import (
     sign_statement,
 )
 from ledger.storage import (
+    HistoryEntry,
     Store,
     StoredCheckpoint,
     StoredCosignature,
@@ -192,6 +193,7 @@ __all__ = [
     "EncodingError",
     "Entry",
     "Finding",
+    "HistoryEntry",
     "HistoryItem",
     "KeyId",
     "KeyRecord",

@@ -687,6 +687,9 @@ class _Connection:
         head = self._buffer[:end].decode("latin-1").lower()
         status = int(head[9:12])
         marker = head.find("\r\ncontent-length:")
+        if status in (204, 304):  # never a body (RFC 9110), whatever the headers say
+            self._buffer = self._buffer[end + 4 :]
+            return status
         if marker < 0:
             raise BenchError(f"an answer without Content-Length: {head[:200]!r}")
         stop = head.find("\r\n", marker + 2)
@@ -696,6 +699,9 @@ class _Connection:
             self._buffer += self._receive()
         self._buffer = self._buffer[total:]
         return status
+
+    def close(self) -> None:
+        self._sock.close()
 
     def _receive(self) -> bytes:
         chunk = self._sock.recv(262144)

@@ -7,14 +7,16 @@ story plus synthetic harvests, ``MANDI_BENCH_HTTP_LOG`` entries, default
 in ``bench/cache/http-log-<size>-schema<revision>-v<recipe>/``. One
 ``mandi serve`` (one worker, the default) runs on it as a real process, and
 the load generator is bench_http's method: a separate ``spawn`` process with
-one thread per client, each with its own keep-alive ``httpx.Client``, sending
-its next request as soon as the previous one is answered (a closed loop), the
-latency taken around ``client.get``. Unlike bench_http's, each request here
-carries headers and every answer must have one given status.
+one thread per client, each with its own keep-alive HTTP/1.1 socket
+(bench_http's ``_Connection``: request bytes built before the clock starts),
+sending its next request as soon as the previous one is answered (a closed
+loop), the latency taken around one request and its whole answer. Unlike
+bench_http's, each request here carries headers and every answer must have one
+given status.
 
 Measured, at 8 and 32 clients:
 
-* ``GET /healthz``: the server's floor (routing, uvicorn, httpx), the baseline
+* ``GET /healthz``: the server's floor (routing, uvicorn, the load generator), the baseline
   the other latencies are divided by;
 * ``GET /v1/lots/{lot}/qr.png`` of random demo lots, after one untimed *cold*
   request per lot (its latency is reported on its own: the lot lookup and the
@@ -45,7 +47,16 @@ from typing import Any
 
 import httpx
 from bench_core import BenchContext, BenchError, Phase, Target, percentile, run_in_child
-from bench_http import _META, HISTORY_CLIENTS, _history_log, _lots_of, _Server, _server, _sizes
+from bench_http import (
+    _META,
+    HISTORY_CLIENTS,
+    _Connection,
+    _history_log,
+    _lots_of,
+    _Server,
+    _server,
+    _sizes,
+)
 
 from api.routes.qr import DEFAULT_BORDER, DEFAULT_SIZE, qr_image
 from api.settings import Settings
@@ -271,15 +282,25 @@ def _get_child(
         raise BenchError(f"{source} holds {len(items)} requests, {clients + count} needed")
     warm, timed = items[:clients], items[clients : clients + count]
     lock = threading.Lock()
-    cursor = iter(timed)
     latencies: list[float] = []
     bad: dict[int, int] = {}
     done = [0]
     start_line = threading.Barrier(clients + 1)
 
-    def worker(first: _Request) -> None:
-        with httpx.Client(base_url=base_url, timeout=120) as client:
-            status = client.get(first[0], headers=first[1]).status_code
+    host = base_url.split("//", 1)[1]
+
+    def raw(item: _Request) -> bytes:
+        extra = "".join(f"{name}: {value}\r\n" for name, value in item[1].items())
+        return f"GET {item[0]} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode("latin-1")
+
+    warm_bytes = [raw(item) for item in warm]
+    timed_bytes = [raw(item) for item in timed]
+    cursor = iter(timed_bytes)
+
+    def worker(first: bytes) -> None:
+        client = _Connection(base_url)
+        try:
+            status = client.request(first)
             if status != expected:
                 with lock:
                     bad[status] = bad.get(status, 0) + 1
@@ -291,7 +312,7 @@ def _get_child(
                 if item is None:
                     break
                 began = time.perf_counter_ns()
-                status = client.get(item[0], headers=item[1]).status_code
+                status = client.request(item)
                 mine.append((time.perf_counter_ns() - began) / 1e6)
                 if status != expected:
                     with lock:
@@ -302,8 +323,10 @@ def _get_child(
                         send(("progress", done[0]))
             with lock:
                 latencies.extend(mine)
+        finally:
+            client.close()
 
-    threads = [threading.Thread(target=worker, args=(item,)) for item in warm]
+    threads = [threading.Thread(target=worker, args=(item,)) for item in warm_bytes]
     for thread in threads:
         thread.start()
     start_line.wait()
