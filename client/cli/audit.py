@@ -15,6 +15,7 @@ markup).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -24,9 +25,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
-import jinja2
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -38,12 +38,6 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from client.export import (
-    LogSource,
-    build_proof_bundle,
-    export_bundle,
-    open_source,
-)
 from ledger.audit import AuditReport, Finding
 from ledger.audit_parallel import (
     AuditOutcome,
@@ -54,9 +48,15 @@ from ledger.audit_parallel import (
 from ledger.audit_state import AuditStateError, StateMeta, StoredReplay, nodes_of
 from ledger.bundle import BundleReader, parse_entry_line, verify_proof_bundle
 from ledger.checkpoint import SIG_TYPE_COSIGNATURE_V1, NoteVerifier
-from ledger.datadir import load_verifier
 from ledger.errors import LedgerError
 from ledger.hashing import leaf_hash
+
+# client.export, ledger.datadir (both pull in SQLAlchemy and Alembic) and jinja2
+# are imported in the functions that use them: `mandi` must start fast.
+if TYPE_CHECKING:
+    import jinja2
+
+    from client.export import LogSource
 
 __all__ = ["export_command", "proof_command", "verify_command"]
 
@@ -202,6 +202,8 @@ def verify_command(
             "that does not come from the data it checks",
             EXIT_USAGE,
         )
+    from ledger.datadir import load_verifier
+
     try:
         verifier: NoteVerifier = load_verifier(log_vkey)
         witnesses = [load_verifier(w) for w in witness_vkey or ()]
@@ -301,6 +303,8 @@ def _audit_log(
             plan = _bundle_plan(reader, start)
             name = f"bundle {bundle}"
         else:
+            from client.export import open_source
+
             source = open_source(db, server)
             stack.callback(source.close)
             plan = _source_plan(source, start)
@@ -580,20 +584,29 @@ root at every checkpoint and each checkpoint's signatures.</p>
 </html>
 """
 
-_ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+
+@functools.cache
+def _env() -> jinja2.Environment:
+    import jinja2
+
+    return jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
 
 
 def render_html(outcome: AuditOutcome, *, source: str, vkey: str, notes: list[str]) -> str:
     """The HTML report of an audit (autoescaped: log data cannot inject markup)."""
     report: AuditReport = outcome.report
-    return _ENV.from_string(_HTML).render(
-        report=report,
-        source=source,
-        vkey=vkey,
-        start=outcome.start,
-        size=outcome.size,
-        notes=notes,
-        generated=datetime.now(UTC).replace(microsecond=0).isoformat(),
+    return (
+        _env()
+        .from_string(_HTML)
+        .render(
+            report=report,
+            source=source,
+            vkey=vkey,
+            start=outcome.start,
+            size=outcome.size,
+            notes=notes,
+            generated=datetime.now(UTC).replace(microsecond=0).isoformat(),
+        )
     )
 
 
@@ -611,6 +624,8 @@ def export_command(
         db = None
     if (db is None) == (server is None):
         _fail("give one of --db URL (or MANDI_DATABASE_URL) and --server URL", EXIT_USAGE)
+    from client.export import export_bundle, open_source
+
     with _errors(verbose):
         source = open_source(db, server)
         try:
@@ -661,6 +676,8 @@ def proof_command(
         db = None
     if (db is None) == (server is None):
         _fail("give one of --db URL (or MANDI_DATABASE_URL) and --server URL", EXIT_USAGE)
+    from client.export import build_proof_bundle, open_source
+
     with _errors(verbose):
         source = open_source(db, server)
         try:

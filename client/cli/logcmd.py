@@ -31,10 +31,11 @@ from ledger.cosigning import (
     parse_witness_spec,
     push_checkpoint,
 )
-from ledger.datadir import load_verifier, resolve_db_url
 from ledger.errors import LedgerError
 from ledger.service import Ledger
-from ledger.storage.sql import SqlStore
+
+# ledger.datadir and ledger.storage.sql (SQLAlchemy, Alembic) are imported in the
+# functions that use them: `mandi` must start fast.
 
 __all__ = ["log_app", "push_witnesses_command", "witness_endpoints", "witnesses_env"]
 
@@ -58,6 +59,8 @@ def witness_endpoints(specs: Sequence[str]) -> list[WitnessEndpoint]:
     Raises:
         ValueError: a malformed option, URL or key (the message names the option).
     """
+    from ledger.datadir import load_verifier
+
     endpoints = []
     for spec in specs:
         try:
@@ -144,6 +147,9 @@ def push_witnesses_command(
         _fail(str(exc))
     if not endpoints:
         _fail("no witness: give --witness URL=VKEY (or set MANDI_WITNESSES, or witnesses.txt)")
+    from ledger.datadir import resolve_db_url
+    from ledger.storage.sql import SqlStore
+
     ok = True
     try:
         store = SqlStore.open(resolve_db_url(data_dir, db))

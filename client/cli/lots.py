@@ -24,7 +24,6 @@ from rich.table import Table
 from client.config import load_config
 from client.errors import AuditError
 from client.http import MandiClient
-from ledger.datadir import resolve_db_url
 from ledger.domain.quantities import base_unit
 from ledger.domain.rules import LotState
 from ledger.domain.trace import MAX_TRACE_DEPTH
@@ -33,7 +32,9 @@ from ledger.hashing import event_id
 from ledger.keys import b64decode
 from ledger.service import Ledger
 from ledger.statements import Statement
-from ledger.storage.sql import SqlStore
+
+# ledger.datadir and ledger.storage.sql (SQLAlchemy, Alembic) are imported in
+# _reader, the one place that opens a database: `mandi` must start fast.
 
 __all__ = ["history_command", "lots_command", "trace_command"]
 
@@ -58,6 +59,9 @@ ServerOpt = Annotated[
 
 @contextmanager
 def _reader(data_dir: Path, db: str | None) -> Iterator[Ledger]:
+    from ledger.datadir import resolve_db_url
+    from ledger.storage.sql import SqlStore
+
     try:
         store = SqlStore.open(resolve_db_url(data_dir, db))
     except LedgerError as exc:

@@ -37,17 +37,11 @@ from client.cli.sync import (
 )
 from client.cli.witness import witness_app
 from client.demo import run_demo, synthetic_statements
-from ledger.datadir import (
-    DataDirError,
-    init_data_dir,
-    open_ledger,
-    read_operator,
-    resolve_db_url,
-    rfc3339_from_ms,
-)
 from ledger.errors import LedgerError
 from ledger.service import Ledger, wall_clock_ms
-from ledger.storage.sql import SqlStore, migrate
+
+# Imported in the commands that use them: `mandi` must start fast, and
+# ledger.datadir and ledger.storage.sql pull in SQLAlchemy and Alembic.
 
 __all__ = ["app", "main"]
 
@@ -132,6 +126,8 @@ def admin_init(
     verbose: VerboseOpt = False,
 ) -> None:
     """Create the log key, the operator key and the genesis entry (once)."""
+    from ledger.datadir import init_data_dir
+
     with _errors(verbose):
         result = init_data_dir(data_dir, origin=origin, db_url=db, operator_id=operator_id)
     out.print(f"initialised {result.data_dir} on {_redact(result.db_url)}", highlight=False)
@@ -143,6 +139,9 @@ def admin_migrate(
     data_dir: DataDirOpt = Path("var"), db: DbOpt = None, verbose: VerboseOpt = False
 ) -> None:
     """Upgrade the database schema to the newest revision."""
+    from ledger.datadir import resolve_db_url
+    from ledger.storage.sql import migrate
+
     with _errors(verbose):
         url = resolve_db_url(data_dir, db)
         migrate(url)
@@ -163,6 +162,8 @@ def demo(
     verbose: VerboseOpt = False,
 ) -> None:
     """Initialise DIR if needed, enrol demo participants and record a small demo."""
+    from ledger.datadir import DataDirError, init_data_dir, open_ledger, read_operator
+
     with _errors(verbose):
         if not (data_dir / "log.key").exists():
             init_data_dir(data_dir, origin=origin, db_url=db)
@@ -201,6 +202,8 @@ def demo(
 
 
 def _append_synthetic(ledger: Ledger, count: int) -> None:
+    from ledger.datadir import rfc3339_from_ms
+
     time = rfc3339_from_ms(wall_clock_ms())
     start = ledger.size()
     with _progress() as progress:
@@ -254,6 +257,9 @@ def checkpoint_cmd(
         with cli_errors(verbose):
             checkpoint_from_server(server, log_vkey=None, outbox=None, output=output)
         return
+    from ledger.datadir import resolve_db_url
+    from ledger.storage.sql import SqlStore
+
     with _errors(verbose):
         store = SqlStore.open(resolve_db_url(data_dir, db))
         try:

@@ -17,11 +17,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ledger.datadir import resolve_db_url
 from ledger.domain.personal import SALT_SIZE
 from ledger.errors import LedgerError
 from ledger.service import Ledger
-from ledger.storage.sql import SqlStore
+
+# ledger.datadir and ledger.storage.sql (SQLAlchemy, Alembic) are imported in
+# _ledger, the one place that opens a database: `mandi` must start fast.
 
 __all__ = ["personal_app"]
 
@@ -49,6 +50,9 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 @contextmanager
 def _ledger(data_dir: Path, db: str | None, verbose: bool) -> Iterator[Ledger]:
+    from ledger.datadir import resolve_db_url
+    from ledger.storage.sql import SqlStore
+
     try:
         store = SqlStore.open(resolve_db_url(data_dir, db))
     except LedgerError as exc:

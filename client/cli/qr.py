@@ -36,21 +36,21 @@ import io
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
-import qrcode
-import qrcode.constants
 import typer
-from fpdf import FPDF
-from qrcode.image.pil import PilImage
 from rich.console import Console
 
-from ledger.datadir import resolve_db_url
 from ledger.domain.ids import LotId
 from ledger.errors import LedgerError
 from ledger.service import Ledger
 from ledger.statements import Statement
-from ledger.storage.sql import SqlStore
+
+# qrcode, PIL, fpdf, ledger.datadir and ledger.storage.sql (SQLAlchemy, Alembic)
+# are imported in the functions that use them: `mandi` must start fast.
+if TYPE_CHECKING:
+    import qrcode
+    from fpdf import FPDF
 
 __all__ = [
     "LabelInfo",
@@ -88,6 +88,9 @@ def digital_link_uri(base_url: str, lot: str) -> str:
 
 
 def _code(uri: str, box_size: int = 10, border: int = 4) -> qrcode.QRCode[Any]:
+    import qrcode
+    import qrcode.constants
+
     code: qrcode.QRCode[Any] = qrcode.QRCode(
         error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=box_size, border=border
     )
@@ -103,6 +106,8 @@ def qr_matrix(uri: str) -> list[list[bool]]:
 
 def qr_png(uri: str, size: int = 10, border: int = 4) -> bytes:
     """PNG, ``size`` pixels per module, ``border`` modules of quiet zone."""
+    from qrcode.image.pil import PilImage
+
     out = io.BytesIO()
     _code(uri, size, border).make_image(image_factory=PilImage).save(out)
     return out.getvalue()
@@ -382,6 +387,8 @@ def _add_fonts(pdf: FPDF, stack: contextlib.ExitStack) -> frozenset[int]:
 
 def label_pdf(labels: list[LabelInfo]) -> bytes:
     """An A4 label sheet as PDF; QR codes are vector rectangles, text is shaped Unicode."""
+    from fpdf import FPDF
+
     pdf = FPDF(orientation="P", unit="mm", format="A4")
     pdf.set_auto_page_break(auto=False)
     pdf.set_creator("mandi labels")
@@ -447,6 +454,9 @@ def labels_command(
     suffix = output.suffix.lower()
     if suffix not in (".pdf", ".html", ".htm"):
         raise _fail(f"{output}: the file name must end in .pdf or .html")
+    from ledger.datadir import resolve_db_url
+    from ledger.storage.sql import SqlStore
+
     try:
         store = SqlStore.open(resolve_db_url(data_dir, db))
     except LedgerError as exc:

@@ -51,12 +51,14 @@ from client.keystore import KeyStore
 from client.outbox import Outbox
 from client.records import Value, build_statement, column_for
 from ledger.checkpoint import NoteVerifier
-from ledger.datadir import LOG_VKEY_FILE, open_ledger, read_operator
 from ledger.domain.kinds import INSPECTIONS, PROCESSES, RESULTS, TRANSPORT_MODES
 from ledger.domain.participants import ROLES, validate_profile
 from ledger.errors import EncodingError, LedgerError
 from ledger.registry import SignedRequest, build_enrolment, build_enrolment_request
 from ledger.statements import sign_statement
+
+# ledger.datadir (it pulls in SQLAlchemy and Alembic) is imported in the
+# functions that use it: `mandi record` must start fast.
 
 __all__ = ["admin_enrol_command", "record_app", "register_command"]
 
@@ -496,6 +498,8 @@ def admin_enrol_command(
     verbose: VerboseOpt = False,
 ) -> None:
     """Enrol a participant: sign its request with the operator key and append it."""
+    from ledger.datadir import open_ledger, read_operator
+
     with cli_errors(verbose):
         request = _read_request(request_file)
         operator_id, operator = read_operator(data_dir)
@@ -559,6 +563,8 @@ def _read_request(path: Path) -> SignedRequest:
 
 
 def _origin_of(data_dir: Path) -> str | None:
+    from ledger.datadir import LOG_VKEY_FILE
+
     try:
         return NoteVerifier.from_vkey(
             (data_dir / LOG_VKEY_FILE).read_text(encoding="ascii").strip()

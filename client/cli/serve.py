@@ -25,17 +25,18 @@ import shutil
 import socket
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
-import uvicorn
 from rich.console import Console
-from uvicorn.supervisors import Multiprocess
 
 from client.cli.logcmd import witness_endpoints, witnesses_env
-from ledger.datadir import LOG_KEY_FILE, open_ledger, resolve_db_url
 from ledger.errors import LedgerError
-from ledger.storage.sql import schema_status
+
+# uvicorn, ledger.datadir and ledger.storage.sql (SQLAlchemy, Alembic) are
+# imported in the functions that use them: `mandi` must start fast.
+if TYPE_CHECKING:
+    import uvicorn
 
 __all__ = ["APP_FACTORY", "HttpParser", "Loop", "serve_command"]
 
@@ -56,6 +57,9 @@ def _refuse(message: str) -> NoReturn:
 
 def check_serveable(data_dir: Path, db_url: str) -> None:
     """Refuse (exit 1, one line) unless the data directory and database can be served."""
+    from ledger.datadir import LOG_KEY_FILE, open_ledger
+    from ledger.storage.sql import schema_status
+
     if not (data_dir / LOG_KEY_FILE).exists():
         _refuse(
             f"{data_dir} is not an initialised data directory ({LOG_KEY_FILE} missing): "
@@ -139,6 +143,10 @@ def serve_command(
     ] = None,
 ) -> None:
     """Serve the HTTP API (refuses an uninitialised or out-of-date data directory)."""
+    import uvicorn
+
+    from ledger.datadir import resolve_db_url
+
     data_dir = data_dir.resolve()
     db_url = resolve_db_url(data_dir, db)
     try:
@@ -190,6 +198,8 @@ def _run_workers(config: uvicorn.Config) -> None:
     every answer on a kept-alive connection then waits ~40 ms for the client's
     delayed ACK. Rewrapping the descriptor lets the kernel report the protocol.
     """
+    from uvicorn.supervisors import Multiprocess
+
     bound = config.bind_socket()
     sock = socket.socket(fileno=bound.detach())  # family, type and proto read from the fd
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

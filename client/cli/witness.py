@@ -29,7 +29,6 @@ from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
-import uvicorn
 from rich.console import Console
 
 from client.cli.sync import KeysDirOpt, passphrase_for
@@ -37,7 +36,6 @@ from client.config import load_config
 from client.errors import ClientError, TransportError
 from client.http import MandiClient, RetryPolicy, new_http_client
 from client.keystore import KeyStore
-from client.witness_app import WitnessIdentity, create_witness_app, unix_seconds
 from client.witness_state import WitnessState, is_state_file, origin_hash
 from ledger.checkpoint import (
     SIG_TYPE_COSIGNATURE_V1,
@@ -47,10 +45,12 @@ from ledger.checkpoint import (
     build_witness_vkey,
     open_checkpoint,
 )
-from ledger.datadir import load_verifier
 from ledger.errors import LedgerError, ProofError
 from ledger.keys import VerifyingKey, b64encode
 from ledger.merkle import verify_consistency
+
+# uvicorn, client.witness_app (FastAPI) and ledger.datadir (SQLAlchemy, Alembic)
+# are imported in the functions that use them: `mandi` must start fast.
 
 __all__ = [
     "EXIT_SOURCE",
@@ -126,6 +126,8 @@ def _identity_name(key: str, name: str | None) -> str:
 
 
 def _log_keys(values: Sequence[str], option: str) -> list[NoteVerifier]:
+    from ledger.datadir import load_verifier
+
     verifiers = []
     for value in values:
         try:
@@ -166,6 +168,10 @@ def serve_command(
 ) -> None:
     """Serve a witness: POST /add-checkpoint, GET /checkpoint/HASH, /checkpoints/HASH,
     /evidence/HASH."""
+    import uvicorn
+
+    from client.witness_app import WitnessIdentity, create_witness_app, unix_seconds
+
     witness_name = _identity_name(key, name)
     logs = _log_keys(log or (), "--log")
     with _errors(verbose):
@@ -445,6 +451,8 @@ def compare_command(
     """
     if not log_vkey:
         _fail("--log-vkey VKEY (or MANDI_LOG_VKEY) is required: the trust anchor", EXIT_USAGE)
+    from ledger.datadir import load_verifier
+
     log = _log_keys([log_vkey], "--log-vkey")[0]
     witnesses = []
     for value in witness_vkey or ():

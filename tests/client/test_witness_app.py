@@ -18,6 +18,7 @@ import anyio
 import anyio.from_thread
 import httpx
 import pytest
+import uvicorn
 from typer.testing import CliRunner
 
 import client.cli.witness as witness_cli
@@ -400,7 +401,9 @@ def test_serve_checks_before_it_listens(keys, tmp_path):
 
 def test_serve_keeps_its_logs_and_its_identity_across_restarts(keys, tmp_path, monkeypatch):
     served: list[Any] = []
-    monkeypatch.setattr(witness_cli.uvicorn, "run", lambda app, **kw: served.append((app, kw)))
+    # `mandi witness serve` imports uvicorn when it runs (the CLI starts fast), so patch
+    # uvicorn itself.
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append((app, kw)))
     vkey_file = tmp_path / "log.vkey"
     vkey_file.write_text(LOG_V.to_vkey() + "\n")
     state = str(tmp_path / "w.db")
