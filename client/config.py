@@ -34,6 +34,7 @@ from pathlib import Path
 
 from client.errors import ConfigError
 from ledger.checkpoint import NoteVerifier
+from ledger.datadir import load_verifier
 from ledger.errors import LedgerError
 from ledger.statements import check_origin
 
@@ -123,10 +124,6 @@ class ClientConfig:
         """
         if not self.log_vkey:
             return None
-        # Imported here: ledger.datadir pulls in SQLAlchemy and Alembic, and every
-        # `mandi` command imports this module, so it must start fast.
-        from ledger.datadir import load_verifier
-
         try:
             return load_verifier(self.log_vkey)
         except LedgerError as exc:

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from client.errors import KeyStoreError
+from ledger.datadir import DataDirError, read_private_key, write_private_key
 from ledger.errors import LedgerError
 from ledger.hashing import KeyId, key_id
 from ledger.keys import Signer, VerifyingKey, b64encode
@@ -99,10 +100,6 @@ class KeyStore:
         if passphrase:
             _write_exclusive(private_path, _encrypted_pem(signer, passphrase), 0o600)
         else:
-            # Imported here, as in load: ledger.datadir pulls in SQLAlchemy and Alembic,
-            # and every `mandi` command imports this module, so it must start fast.
-            from ledger.datadir import DataDirError, write_private_key
-
             try:
                 write_private_key(private_path, name, signer)
             except DataDirError as exc:
@@ -174,8 +171,6 @@ class KeyStore:
         if data.startswith(_PEM_ENCRYPTED):
             signer = _open_pem(data, name, passphrase)
         else:
-            from ledger.datadir import DataDirError, read_private_key
-
             try:
                 _, signer = read_private_key(private_path)
             except (DataDirError, ValueError) as exc:

@@ -30,7 +30,6 @@ from ledger.keys import Signer
 from ledger.registry import build_enrolment_request
 from ledger.service import DEFAULT_CHECKPOINT_DELAY_MS, Ledger, wall_clock_ms
 from ledger.statements import check_origin
-from ledger.storage.sql import SqlStore, default_sqlite_url, migrate
 
 __all__ = [
     "LOG_KEY_FILE",
@@ -78,6 +77,10 @@ def rfc3339_from_ms(ms: int) -> str:
 
 def resolve_db_url(data_dir: Path, db_url: str | None) -> str:
     """``db_url`` if given, else ``MANDI_DATABASE_URL``, else SQLite in the data dir."""
+    # ledger.storage.sql (SQLAlchemy, Alembic) is imported where a database is used:
+    # key and vkey files are read by every CLI command, which must start fast.
+    from ledger.storage.sql import default_sqlite_url
+
     return db_url or os.environ.get("MANDI_DATABASE_URL") or default_sqlite_url(data_dir)
 
 
@@ -167,6 +170,8 @@ def init_data_dir(
     if (data_dir / LOG_KEY_FILE).exists():
         raise DataDirError(f"{data_dir} is initialised already ({LOG_KEY_FILE} exists)")
     url = resolve_db_url(data_dir, db_url)
+    from ledger.storage.sql import SqlStore, migrate
+
     migrate(url)
     store = SqlStore.open(url)
     try:
@@ -219,6 +224,8 @@ def open_ledger(
         SchemaError: database missing or out of date.
     """
     name, log_signer = read_private_key(data_dir / LOG_KEY_FILE)
+    from ledger.storage.sql import SqlStore
+
     url = resolve_db_url(data_dir, db_url)
     store = SqlStore.open(url)
     if store.size() == 0:
