@@ -9,6 +9,7 @@ exactly one place.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -95,7 +96,14 @@ def resolve_signer(
         )
     if index <= record.added_at:  # pragma: no cover - keys are added before later indices
         raise StatementError("signer key is not yet registered", code="unknown_signer")
-    return VerifyingKey.from_bytes(record.public), record
+    return _verifying_key(record.public), record
+
+
+@functools.lru_cache(maxsize=4096)
+def _verifying_key(public: bytes) -> VerifyingKey:
+    # Loading a key costs about as much as a third of a verification; a log has few
+    # keys and every statement looks its signer's up. VerifyingKey is immutable.
+    return VerifyingKey.from_bytes(public)
 
 
 def admit(

@@ -8,9 +8,9 @@ runs on every core and the part that does runs once, in order:
   statement, and verify its Ed25519 signature with libsodium (PyNaCl) against
   the key the registry holds for the named signer. Decoding avoids
   re-canonicalising with ``rfc8785``: an entry is rebuilt and compared byte for
-  byte, a statement goes through :func:`ledger.encoding.is_canonical`'s fast
-  path, and anything that does not pass falls back to the ordinary parser, so
-  errors are the ordinary ones.
+  byte, a statement goes through :func:`ledger.encoding.decode_canonical`'s
+  fast path (one re-encoding with ``json``), and anything that does not pass
+  falls back to the ordinary parser, so errors are the ordinary ones.
 * **The parent** streams the results in log order, once: index and chain
   links, stored leaves, the compact Merkle range and every checkpoint's root,
   and admission through :func:`ledger.admission.admit`, the server's own
@@ -34,7 +34,7 @@ incremental audit (``--since``) is the same walk started from a saved state.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import contextlib
 import json
 import multiprocessing
@@ -60,14 +60,12 @@ from ledger.audit import (
 )
 from ledger.audit_state import StateMeta, StoredReplay
 from ledger.checkpoint import NoteVerifier, open_checkpoint
-from ledger.encoding import MAX_SAFE_INTEGER, is_canonical
 from ledger.errors import EncodingError, LedgerError
 from ledger.hashing import ZERO_HASH, Digest, KeyId, leaf_hash
 from ledger.keys import SIGNATURE_SIZE
 from ledger.merkle import CompactRange
 from ledger.registry import KeyRecord, ParticipantRecord, Registry
 from ledger.statements import (
-    MAX_STATEMENT_BYTES,
     STATEMENT_DOMAIN,
     Entry,
     SignedStatement,
@@ -137,54 +135,23 @@ class _Directory:
 # --------------------------------------------------------------------------- decoding (workers)
 
 
-def _refuse(_text: str) -> Any:
-    raise ValueError("not allowed in canonical Mandi JSON")
-
-
-def _safe_int(text: str) -> int:
-    value = int(text)
-    if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-        raise ValueError("integer out of range")
-    return value
-
-
-def _decode_statement(data: bytes) -> Statement:
-    """:meth:`Statement.from_bytes`, without its slower steps when the bytes are canonical.
-
-    The fast path returns only what the ordinary parser would return for the
-    same bytes; on any doubt it calls the ordinary parser, whose answer
-    (value or error) is then the answer.
-    """
-    if len(data) <= MAX_STATEMENT_BYTES:
-        try:
-            obj = json.loads(
-                data.decode("utf-8"),
-                parse_float=_refuse,
-                parse_constant=_refuse,
-                parse_int=_safe_int,
-            )
-            fast = type(obj) is dict and is_canonical(obj, data)
-        except (ValueError, RecursionError, UnicodeError):
-            fast = False
-        if fast:
-            return Statement._from_object(obj, data)
-    return Statement.from_bytes(data)
-
-
 def _b64_canonical(text: bytes) -> bytes | None:
     """Decode standard base64 (``=`` padded); None unless it is the canonical encoding.
 
     With the alphabet and padding checked (``validate``), only the last quantum
     can carry non-zero unused bits, so re-encoding the last bytes is enough.
     """
+    # binascii directly: base64.b64decode(validate=True) adds a regex and a copy.
+    if len(text) % 4:
+        return None
     try:
-        raw = base64.b64decode(text, validate=True)
-    except ValueError:
+        raw = binascii.a2b_base64(text, strict_mode=True)
+    except binascii.Error:
         return None
     if not text:
         return raw
     tail = len(raw) % 3 or 3
-    if base64.b64encode(raw[-tail:]) != text[-4:]:
+    if binascii.b2a_base64(raw[-tail:], newline=False) != text[-4:]:
         return None
     return raw
 
@@ -244,6 +211,10 @@ def decode_chunk(form: Form, items: Sequence[Any], directory: _Directory) -> lis
     keys = directory.keys
     results: list[tuple[Any, ...]] = []
     append = results.append
+    # One object per distinct origin, kind, signer and time in the chunk: pickle then
+    # sends each once and the parent builds each once.
+    same: dict[Any, Any] = {}
+    one = same.setdefault
     for item in items:
         if form == "entries":
             entry = Entry(
@@ -271,7 +242,7 @@ def decode_chunk(form: Form, items: Sequence[Any], directory: _Directory) -> lis
             if len(signature) != SIGNATURE_SIZE:
                 # SignedStatement.from_bytes checks the length first: the same error.
                 SignedStatement.from_bytes(entry.statement, signature)
-            statement = _decode_statement(entry.statement)
+            statement = Statement.from_bytes(entry.statement)
         except LedgerError as exc:
             append(
                 (
@@ -299,10 +270,10 @@ def decode_chunk(form: Form, items: Sequence[Any], directory: _Directory) -> lis
                 entry.accepted_ms,
                 entry.prev,
                 leaf,
-                statement.origin,
-                statement.kind,
-                statement.signer,
-                statement.time,
+                one(statement.origin, statement.origin),
+                one(statement.kind, statement.kind),
+                one(statement.signer, statement.signer),
+                one(statement.time, statement.time),
                 statement.body,
                 statement.raw,
                 signature,

@@ -456,9 +456,10 @@ class StoredReplay:
         """Write the overlay to the file (inside the open transaction) and empty it."""
         conn = self._conn
         if self._lots:
+            # In key order, so each B-tree page is visited once per spill, not once per row.
             conn.executemany(
                 "INSERT OR REPLACE INTO lots VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [_lot_row(s) for s in self._lots.values()],
+                sorted(_lot_row(s) for s in self._lots.values()),
             )
             for lot_id in self._lots:
                 self._remember_stored(lot_id)
@@ -472,10 +473,10 @@ class StoredReplay:
         if self._events:
             conn.executemany(
                 "INSERT OR REPLACE INTO events VALUES (?,?,?,?,?,?,?)",
-                [
+                sorted(
                     (eid, r[0], r[1], r[2], r[3], "\n".join(r[4]), r[5])
                     for eid, r in self._events.items()
-                ],
+                ),
             )
             self._events.clear()
             self._event_at.clear()

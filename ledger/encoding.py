@@ -54,6 +54,12 @@ def _checked_int(text: str) -> int:
     return value
 
 
+# Built once: json.loads/json.dumps with options build a new coder on every call.
+_FAST_DECODER = json.JSONDecoder(
+    parse_float=_reject_float, parse_int=_checked_int, parse_constant=_reject_constant
+)
+_FAST_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
 # Only an escaped surrogate (\ud800-\udfff) can put a lone surrogate into a string
 # decoded from valid UTF-8; without one, the full walk of the value is not needed.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
@@ -172,12 +178,39 @@ def decode_canonical(data: bytes) -> dict[str, Any]:
         EncodingError: the bytes are not JSON, not an object, or not canonical
             (``not_canonical``: re-encoding gives different bytes).
     """
+    fast = _canonical_object_fast(data)
+    if fast is not None:
+        return fast
+    return _decode_canonical_strict(data)
+
+
+def _decode_canonical_strict(data: bytes) -> dict[str, Any]:
+    """:func:`decode_canonical` without the fast path: every rule checked on its own."""
     value = decode_json(data)
     if not isinstance(value, dict):
         raise EncodingError("expected a JSON object", code="not_an_object")
     if not is_canonical(value, data):
         raise EncodingError("bytes are not the RFC 8785 canonical form", code="not_canonical")
     return value
+
+
+def _canonical_object_fast(data: bytes) -> dict[str, Any] | None:
+    """The object ``data`` encodes when it is canonical; None when :func:`decode_json` must decide.
+
+    Every statement and entry is decoded on the write path and by every audit,
+    so the common case skips the per-object duplicate-key hook: when the bytes
+    re-encode to themselves, no key was dropped (a duplicate would shorten the
+    re-encoding), no float or out-of-range integer was admitted (the hooks
+    refuse them), and no lone surrogate survived (encoding it to UTF-8 fails).
+    On any doubt the ordinary decoder runs, so its value or its error is the answer.
+    """
+    try:
+        value = _FAST_DECODER.decode(data.decode("utf-8"))
+        if type(value) is dict and is_canonical(value, data):
+            return value
+    except (EncodingError, ValueError, RecursionError):  # UnicodeError is a ValueError
+        pass
+    return None
 
 
 def is_canonical(value: dict[str, Any], data: bytes) -> bool:
@@ -189,7 +222,7 @@ def is_canonical(value: dict[str, Any], data: bytes) -> bool:
     UTF-16 code units, Python by code points). When the fast form differs we ask
     ``rfc8785`` itself, so the answer is always RFC 8785's.
     """
-    fast = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    fast = _FAST_ENCODER.encode(value)
     if fast.encode("utf-8") == data:
         return _ASTRAL_LEAD.search(data) is None or _keys_sort_same(value)
     return bytes(rfc8785.dumps(value)) == data
@@ -210,5 +243,5 @@ def _keys_sort_same(value: Any) -> bool:
 
 
 def _slow_equal(value: dict[str, Any]) -> bool:
-    fast = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    fast = _FAST_ENCODER.encode(value)
     return bytes(rfc8785.dumps(value)) == fast.encode("utf-8")

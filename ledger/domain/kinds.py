@@ -167,6 +167,8 @@ def check_object(
     if not isinstance(value, dict):
         raise EncodingError(f"{path}: must be a JSON object", code="bad_type", field=path)
     required = tuple(required)
+    if len(value) == len(required) and all(name in value for name in required):
+        return value  # exactly the required fields: the common case, checked cheaply
     unknown = sorted(set(value) - set(required) - set(optional))
     if unknown:
         raise EncodingError(
