@@ -45,9 +45,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import nacl.bindings
-import nacl.exceptions
-
 from ledger.admission import LogIdentity, admit
 from ledger.audit import (
     AuditReport,
@@ -62,7 +59,7 @@ from ledger.audit_state import StateMeta, StoredReplay
 from ledger.checkpoint import NoteVerifier, open_checkpoint
 from ledger.errors import EncodingError, LedgerError
 from ledger.hashing import ZERO_HASH, Digest, KeyId, leaf_hash
-from ledger.keys import SIGNATURE_SIZE
+from ledger.keys import SIGNATURE_SIZE, libsodium_accepts
 from ledger.merkle import CompactRange
 from ledger.registry import KeyRecord, ParticipantRecord, Registry
 from ledger.statements import (
@@ -80,7 +77,6 @@ __all__ = [
     "compare_registry",
     "decode_chunk",
     "first_rewritten",
-    "nacl_verify",
 ]
 
 Form = Literal["entries", "entry_bytes", "bundle_lines"]
@@ -104,21 +100,6 @@ _BUNDLE_SUFFIX = b'","type":"entry"}'
 
 
 # --------------------------------------------------------------------------- verifying
-
-
-def nacl_verify(public: bytes, signature: bytes, message: bytes) -> bool:
-    """Ed25519 verification with libsodium: True when ``signature`` is valid.
-
-    This is the bulk verifier; it must answer as ``cryptography`` does on every
-    Wycheproof vector (tests/ledger/test_audit_parallel.py holds it to that).
-    """
-    if len(signature) != SIGNATURE_SIZE or len(public) != 32:
-        return False
-    try:
-        nacl.bindings.crypto_sign_open(signature + message, public)
-    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
-        return False
-    return True
 
 
 class _Directory:
@@ -259,7 +240,7 @@ def decode_chunk(form: Form, items: Sequence[Any], directory: _Directory) -> lis
         public = keys.get(statement.signer)
         if public is None:
             sig = _SIG_UNCHECKED
-        elif nacl_verify(public, signature, STATEMENT_DOMAIN + statement.raw):
+        elif libsodium_accepts(public, signature, STATEMENT_DOMAIN + statement.raw):
             sig = _SIG_OK
         else:
             sig = _SIG_BAD
