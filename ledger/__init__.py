@@ -81,6 +81,7 @@ from ledger.keys import (
     SIGNATURE_SIZE,
     Signer,
     VerifyingKey,
+    libsodium_accepts,
     verify_signature,
 )
 from ledger.merkle import (
@@ -252,6 +253,7 @@ __all__ = [
     "inclusion_proof_node_ids",
     "key_id",
     "leaf_hash",
+    "libsodium_accepts",
     "new_nodes_for_append",
     "node_hash",
     "nodes_completed_by_append",

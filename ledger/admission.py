@@ -114,6 +114,7 @@ def admit(
     log: LogIdentity,
     view: LedgerView,
     signature_checked: bool = False,
+    verified_with: bytes | None = None,
 ) -> Admission:
     """Decide whether ``signed`` may be appended at ``index``.
 
@@ -127,6 +128,9 @@ def admit(
             statement).
         signature_checked: the caller (a parallel auditor) has already verified
             the signature with the key :func:`resolve_signer` returns.
+        verified_with: a raw key the caller has already verified the signature
+            with (a server, before the write transaction); the check is skipped
+            only when it is the key :func:`resolve_signer` returns.
 
     Returns:
         The signer and the registry changes the statement makes.
@@ -135,7 +139,7 @@ def admit(
         StatementError, SignatureError, EncodingError: naming the field and rule.
     """
     key, record = resolve_signer(signed, index=index, log=log, view=view)
-    if not signature_checked:
+    if not signature_checked and verified_with != key.raw:
         try:
             key.verify(signed.signature, signed.statement.signing_input())
         except SignatureError as exc:

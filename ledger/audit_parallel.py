@@ -38,6 +38,7 @@ import binascii
 import contextlib
 import json
 import multiprocessing
+import os
 import queue
 import re
 import signal
@@ -87,6 +88,8 @@ DEFAULT_CHUNK = 2048
 """Entries per work unit: large enough to amortise the hand-over, small enough to stay flat."""
 
 _IN_FLIGHT_PER_JOB = 2
+_ORPHAN_CHECK_S = 1.0
+"""How often an idle worker checks that its parent is still alive."""
 _OK, _BAD_STATEMENT, _BAD_ENTRY = 0, 1, 2
 _SIG_UNCHECKED, _SIG_OK, _SIG_BAD = 0, 1, -1
 
@@ -264,13 +267,18 @@ def decode_chunk(form: Form, items: Sequence[Any], directory: _Directory) -> lis
     return results
 
 
-def _worker_main(tasks: Any, results: Any) -> None:
-    """A worker process: decode chunks until told to stop (``None``)."""
+def _worker_main(tasks: Any, results: Any, parent: int) -> None:
+    """A worker process: decode chunks until told to stop (``None``) or ``parent`` is gone."""
     # Ctrl-C reaches the whole process group; the parent alone decides to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     directory = _Directory()
     while True:
-        task = tasks.get()
+        try:
+            task = tasks.get(timeout=_ORPHAN_CHECK_S)
+        except queue.Empty:
+            if os.getppid() != parent:  # the parent was killed (kill -9): stop, do not linger
+                return
+            continue
         if task is None:
             return
         seq, form, delta, items = task
@@ -430,7 +438,9 @@ class _Pool:
         self._results = [context.Queue() for _ in range(jobs)]
         self._procs = [
             context.Process(
-                target=_worker_main, args=(self._tasks[i], self._results[i]), daemon=True
+                target=_worker_main,
+                args=(self._tasks[i], self._results[i], os.getpid()),
+                daemon=True,
             )
             for i in range(jobs)
         ]

@@ -55,7 +55,7 @@ DEFAULT_IDLE_S = 2.0
 
 log = logging.getLogger("mandi.commit")
 
-_Pending = tuple[SignedStatement, "Future[AppendResult]"]
+_Pending = tuple[SignedStatement, bytes | None, "Future[AppendResult]"]
 
 
 @dataclass(slots=True)
@@ -161,15 +161,19 @@ class GroupCommitter:
         """
         return self.submit_future(signed).result()
 
-    def submit_future(self, signed: SignedStatement) -> Future[AppendResult]:
+    def submit_future(
+        self, signed: SignedStatement, *, verified_with: bytes | None = None
+    ) -> Future[AppendResult]:
         """Queue one statement; the future resolves after the commit that holds it.
 
+        ``verified_with``: a raw key the caller verified the signature with (see
+        :meth:`Ledger.append_each`), so the writer need not verify it again.
         Cancelling the future before the writer takes the statement withdraws
         it (it is never appended); once taken, cancelling has no effect.
         """
         future: Future[AppendResult] = Future()
         with self._cond:
-            self._queue.append((signed, future))
+            self._queue.append((signed, verified_with, future))
             self._ensure_thread()
             self._cond.notify()
         return future
@@ -278,7 +282,7 @@ class GroupCommitter:
                     break  # its own transaction, next round
                 self._queue.popleft()
                 # A submitter that gave up before we took it is not appended.
-                if pending[1].set_running_or_notify_cancel():
+                if pending[2].set_running_or_notify_cancel():
                     group.append(pending)
             return group
 
@@ -297,16 +301,19 @@ class GroupCommitter:
             return
         try:
             with self.hold_writer_lock():
-                results = self.ledger.append_each([signed for signed, _ in group])
+                results = self.ledger.append_each(
+                    [signed for signed, _, _ in group],
+                    verified_with=[verified for _, verified, _ in group],
+                )
         except LedgerError as exc:
             # The transaction failed as a whole (storage): nothing of the group
             # is stored, and every submitter gets the error.
-            for _, future in group:
+            for _, _, future in group:
                 future.set_exception(exc)
             return
         except Exception as exc:
             if len(group) == 1:
-                group[0][1].set_exception(exc)
+                group[0][2].set_exception(exc)
                 return
             # Nothing was stored; find the culprit by committing each alone.
             log.exception("group commit of %d statements failed; retrying one by one", len(group))
@@ -314,17 +321,17 @@ class GroupCommitter:
                 self._commit_alone(pending)
             return
         self.groups += 1
-        for (_, future), result in zip(group, results, strict=True):
+        for (_, _, future), result in zip(group, results, strict=True):
             if isinstance(result, LedgerError):
                 future.set_exception(result)
             else:
                 future.set_result(result)
 
     def _commit_alone(self, pending: _Pending) -> None:
-        signed, future = pending
+        signed, verified, future = pending
         try:
             with self.hold_writer_lock():
-                [result] = self.ledger.append_each([signed])
+                [result] = self.ledger.append_each([signed], verified_with=[verified])
         except Exception as exc:  # noqa: BLE001 - the error goes to its submitter
             future.set_exception(exc)
             return

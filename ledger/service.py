@@ -51,7 +51,7 @@ from ledger.errors import (
     StorageError,
     VerificationError,
 )
-from ledger.hashing import Digest
+from ledger.hashing import Digest, KeyId
 from ledger.keys import Signer, VerifyingKey
 from ledger.merkle import (
     consistency_proof_node_ids,
@@ -137,6 +137,10 @@ class Ledger:
         self._signer = log_signer
         self._clock = clock
         self.checkpoint_delay_ms = checkpoint_delay_ms
+        # key id -> raw key, for keys that signed an admitted statement. A key id is
+        # the SHA-256 of its key, so an entry never goes stale (revocation is a
+        # question admit() answers, not this map).
+        self._signer_keys: dict[KeyId, bytes] = {}
 
     @classmethod
     def initialise(
@@ -211,7 +215,20 @@ class Ledger:
                 self._put_checkpoint(tx, tail.size, now)
         return results
 
-    def append_each(self, items: Sequence[SignedStatement]) -> list[AppendResult | LedgerError]:
+    def signer_key(self, key_id: KeyId) -> bytes | None:
+        """The raw key behind ``key_id`` if it signed a statement this ledger admitted.
+
+        A submitter may verify a signature with it before :meth:`append_each`
+        (outside the write transaction) and pass the key as ``verified_with``.
+        """
+        return self._signer_keys.get(key_id)
+
+    def append_each(
+        self,
+        items: Sequence[SignedStatement],
+        *,
+        verified_with: Sequence[bytes | None] | None = None,
+    ) -> list[AppendResult | LedgerError]:
         """Append statements in order in one transaction, each on its own merits.
 
         Each item is admitted against the log as the items accepted before it
@@ -224,6 +241,10 @@ class Ledger:
         This is the group commit: many independent submissions, one commit
         (one fsync) between them. :class:`ledger.commit.GroupCommitter` feeds it.
 
+        ``verified_with[i]``, when given and not None, is a raw key the caller
+        has already verified item ``i``'s signature with; admission skips the
+        signature check only if that is the key the registry resolves.
+
         Returns:
             One slot per item, in order: its :class:`AppendResult` or its
             :class:`~ledger.errors.LedgerError`.
@@ -235,13 +256,16 @@ class Ledger:
         """
         if len(items) > MAX_BATCH:
             raise ValueError(f"a call holds at most {MAX_BATCH} statements")
+        if verified_with is not None and len(verified_with) != len(items):
+            raise ValueError("verified_with must hold one slot per item")
         now = self._clock()
         results: list[AppendResult | LedgerError] = []
         with self.store.write() as tx:
             tail = _Tail(size=tx.size(), prev=tx.last_leaf_hash())
-            for signed in items:
+            for position, signed in enumerate(items):
+                verified = None if verified_with is None else verified_with[position]
                 try:
-                    results.append(self._append_one(tx, tail, signed, now))
+                    results.append(self._append_one(tx, tail, signed, now, verified))
                 except StorageError:
                     raise  # the transaction itself failed: no item can stand
                 except LedgerError as exc:
@@ -251,14 +275,27 @@ class Ledger:
         return results
 
     def _append_one(
-        self, tx: WriteTx, tail: _Tail, signed: SignedStatement, now: int
+        self,
+        tx: WriteTx,
+        tail: _Tail,
+        signed: SignedStatement,
+        now: int,
+        verified_with: bytes | None = None,
     ) -> AppendResult:
         """Admit and stage one statement at ``tail`` (writes nothing if refused)."""
         existing = tx.entry_by_event_id(signed.event_id)
         if existing is not None:
             return AppendResult(entry=existing, created=False)
         # admit() is pure: a refusal raises before anything is written.
-        admission = admit(signed, index=tail.size, accepted_ms=now, log=self.log, view=tx)
+        admission = admit(
+            signed,
+            index=tail.size,
+            accepted_ms=now,
+            log=self.log,
+            view=tx,
+            verified_with=verified_with,
+        )
+        self._signer_keys[signed.statement.signer] = admission.signer_key.raw
         entry = Entry(
             index=tail.size,
             accepted_ms=now,

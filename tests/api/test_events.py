@@ -193,6 +193,17 @@ def test_bad_signature(api, world, farm):
     _refused(api, world, env, 403, "bad_signature", "signature")
 
 
+def test_bad_signature_from_a_signer_the_server_already_knows(api, app, world, farm):
+    # After one accepted statement the server verifies this signer's signatures
+    # before the writer (libsodium); a bad one must still be the same refusal.
+    assert api.post("/v1/events", json=envelope(harvest(world, "farm-1"))).status_code == 201
+    assert app.state.mandi.ledger.signer_key(farm.key_id) == farm.public.raw
+    env = envelope(harvest(world, "farm-1"))
+    env["signature"] = b64encode(farm.sign(b"something else"))
+    _refused(api, world, env, 403, "bad_signature", "signature")
+    assert api.post("/v1/events", json=envelope(harvest(world, "farm-1"))).status_code == 201
+
+
 def test_revoked_key(api, world, farm):
     world.ledger.append(
         build_revocation(

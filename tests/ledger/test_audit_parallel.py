@@ -9,6 +9,9 @@ from the same code as in :func:`ledger.audit.audit_log`.
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +41,8 @@ from ledger.keys import Signer, libsodium_accepts
 from ledger.statements import Entry
 from tests.ledger.builders import BASE_MS, World, new_world
 from tests.ledger.test_keys import CASES
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # --------------------------------------------------------------------------- libsodium
 
@@ -383,3 +388,40 @@ def test_fast_statement_decoding_agrees_with_the_parser(demo, data):
     if fast is not None:  # the fast path only ever answers what the strict decoder answers
         assert _decode_canonical_strict(raw) == fast
     _same_outcome(decode_canonical, _decode_canonical_strict, raw)
+
+
+def test_workers_exit_when_the_auditor_is_killed():
+    # A `mandi verify` killed with SIGKILL must not leave its workers behind.
+    script = (
+        "from ledger.audit_parallel import _Pool\n"
+        "import sys, time\n"
+        "if __name__ == '__main__':\n"
+        "    pool = _Pool(2)\n"
+        "    print(*[p.pid for p in pool._procs], flush=True)\n"
+        "    time.sleep(120)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        workers = [int(pid) for pid in proc.stdout.readline().split()]
+        assert len(workers) == 2
+        assert all(_alive(pid) for pid in workers)
+    finally:
+        proc.kill()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False

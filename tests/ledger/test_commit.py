@@ -280,7 +280,7 @@ class _Gated:
         self.boom = boom
         self.storage_error = storage_error
 
-    def append_each(self, items):
+    def append_each(self, items, *, verified_with=None):
         if not self.sizes:
             self.gate.wait(10)
         self.sizes.append(len(items))
@@ -288,7 +288,7 @@ class _Gated:
             raise StorageError("database is locked")
         if self.boom is not None and any(bytes(s.event_id) == self.boom for s in items):
             raise RuntimeError("a bug in admission")
-        return self.ledger.append_each(items)
+        return self.ledger.append_each(items, verified_with=verified_with)
 
     def append_batch(self, items):
         self.sizes.append(len(items))
@@ -480,7 +480,7 @@ def test_the_committer_holds_its_lock_around_each_commit(sqlite_world, tmp_path)
     seen = []
     original = sqlite_world.ledger.append_each
 
-    def checking(items):
+    def checking(items, *, verified_with=None):
         # Another open file description cannot take the lock while a commit runs.
         fd = os.open(lock.path, os.O_RDWR)
         try:
@@ -489,7 +489,7 @@ def test_the_committer_holds_its_lock_around_each_commit(sqlite_world, tmp_path)
         finally:
             os.close(fd)
         seen.append(len(items))
-        return original(items)
+        return original(items, verified_with=verified_with)
 
     sqlite_world.ledger.append_each = checking
     try:
@@ -524,3 +524,81 @@ def test_batches_share_the_writer_and_stay_all_or_none(sqlite_world):
     assert world.store.entry_by_event_id(bad[0].event_id) is None
     # The singles around the batches are not merged into them.
     assert gated.sizes == [1, 1, 3, 2, 1]
+
+
+# --------------------------------------------------------------------------- verified_with
+
+
+def _count_verifications(monkeypatch) -> list[int]:
+    from ledger.keys import VerifyingKey
+
+    calls = [0]
+    original = VerifyingKey.verify
+
+    def counting(self, signature, message):
+        calls[0] += 1
+        return original(self, signature, message)
+
+    monkeypatch.setattr(VerifyingKey, "verify", counting)
+    return calls
+
+
+def test_the_ledger_learns_the_keys_of_admitted_signers():
+    world = new_world()
+    signer = world.enrol("farm-a")
+    assert world.ledger.signer_key(signer.key_id) is None  # enrolled, but signed nothing yet
+    world.ledger.append(world.statement("farm-a"))
+    assert world.ledger.signer_key(signer.key_id) == signer.public.raw
+    assert world.ledger.signer_key(seeded(77).key_id) is None
+
+
+def test_a_signature_verified_with_the_resolved_key_is_not_verified_again(monkeypatch):
+    world = new_world()
+    signer = world.enrol("farm-a")
+    calls = _count_verifications(monkeypatch)
+    [result] = world.ledger.append_each(
+        [world.statement("farm-a")], verified_with=[signer.public.raw]
+    )
+    assert isinstance(result, AppendResult)
+    assert result.created
+    assert calls[0] == 0
+    [result] = world.ledger.append_each([world.statement("farm-a")], verified_with=[None])
+    assert isinstance(result, AppendResult)
+    assert result.created
+    assert calls[0] == 1
+
+
+def test_a_claim_made_with_another_key_does_not_skip_the_check():
+    world = new_world()
+    world.enrol("farm-a")
+    other = world.enrol("farm-b")
+    size = world.ledger.size()
+    bad = _tampered(world.statement("farm-a"))
+    # The caller says it verified with farm-b's key; the registry resolves farm-a's.
+    [result] = world.ledger.append_each([bad], verified_with=[other.public.raw])
+    assert isinstance(result, SignatureError)
+    assert result.code == "bad_signature"
+    assert world.ledger.size() == size
+    with pytest.raises(ValueError, match="one slot per item"):
+        world.ledger.append_each([bad], verified_with=[])
+
+
+def test_the_committer_passes_each_verified_key_to_its_statement(sqlite_world, monkeypatch):
+    world = sqlite_world
+    signer = world.enrol("farm-a")
+    committer = GroupCommitter(world.ledger)
+    try:
+        calls = _count_verifications(monkeypatch)
+        verified = committer.submit_future(
+            world.statement("farm-a"), verified_with=signer.public.raw
+        )
+        assert verified.result(30).created
+        assert calls[0] == 0
+        refused = committer.submit_future(
+            _tampered(world.statement("farm-a")), verified_with=seeded(77).public.raw
+        )
+        with pytest.raises(SignatureError):
+            refused.result(30)
+        assert calls[0] == 1
+    finally:
+        committer.stop()
