@@ -701,27 +701,30 @@ def _entry(row: Sequence[Any]) -> Entry:
     )
 
 
-def _key(row: Any) -> KeyRecord:
+# Rows by position (the column tuples' order): a SQLAlchemy row and a DBAPI tuple alike.
+
+
+def _key(row: Sequence[Any]) -> KeyRecord:
     return KeyRecord(
-        key_id=KeyId(bytes(row.key_id)),
-        participant=row.participant,
-        public=bytes(row.public),
-        added_at=row.added_at,
-        revoked_at=row.revoked_at,
+        key_id=KeyId(bytes(row[0])),
+        participant=row[1],
+        public=bytes(row[2]),
+        added_at=row[3],
+        revoked_at=row[4],
     )
 
 
-def _participant(row: Any) -> ParticipantRecord:
+def _participant(row: Sequence[Any]) -> ParticipantRecord:
     return ParticipantRecord(
-        participant_id=row.id,
-        profile=json.loads(row.profile),
-        enrolled_at=row.enrolled_at,
-        operator=bool(row.operator),
+        participant_id=row[0],
+        profile=json.loads(row[1]),
+        enrolled_at=row[2],
+        operator=bool(row[3]),
     )
 
 
-def _checkpoint(row: Any) -> StoredCheckpoint:
-    return StoredCheckpoint(size=row.size, note=row.note, created_ms=row.created_ms)
+def _checkpoint(row: Sequence[Any]) -> StoredCheckpoint:
+    return StoredCheckpoint(size=row[0], note=row[1], created_ms=row[2])
 
 
 def _cosignature(row: Any) -> StoredCosignature:
@@ -867,6 +870,9 @@ class _Raw:
 
 @dataclass(frozen=True, slots=True)
 class _RawStatements:
+    sel_key: _Raw
+    sel_participant: _Raw
+    sel_latest_checkpoint: _Raw
     sel_entry_by_event: _Raw
     sel_lot: _Raw
     sel_shipment: _Raw
@@ -893,8 +899,9 @@ def _dbapi_dialect(dialect_name: str) -> Any:
     )
 
 
-def _compile_raw(statement: Any, dialect: Any) -> _Raw:
-    compiled = statement.compile(dialect=dialect)
+def _compile_raw(statement: Any, dialect: Any, *, literal: bool = False) -> _Raw:
+    # literal: constants (a LIMIT) written into the SQL rather than bound.
+    compiled = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": literal})
     return _Raw(compiled.string, tuple(compiled.positiontup or ()))
 
 
@@ -902,6 +909,12 @@ def _compile_raw(statement: Any, dialect: Any) -> _Raw:
 def _raw_history_entries(dialect_name: str) -> _Raw:
     """:data:`_SEL_HISTORY_ENTRIES` for a DBAPI cursor (see :meth:`SqlStore.history_entries`)."""
     return _compile_raw(_SEL_HISTORY_ENTRIES, _dbapi_dialect(dialect_name))
+
+
+@lru_cache(maxsize=2 * _NODES_PER_QUERY)
+def _raw_sel_nodes(dialect_name: str, count: int) -> _Raw:
+    """:func:`_sel_nodes` for a DBAPI cursor."""
+    return _compile_raw(_sel_nodes(count), _dbapi_dialect(dialect_name))
 
 
 @lru_cache(maxsize=2)
@@ -914,6 +927,9 @@ def _raw_statements(dialect_name: str) -> _RawStatements:
         return _compile_raw(statement, dialect)
 
     return _RawStatements(
+        sel_key=raw(_SEL_KEY),
+        sel_participant=raw(_SEL_PARTICIPANT),
+        sel_latest_checkpoint=_compile_raw(_SEL_LATEST_CHECKPOINT, dialect, literal=True),
         sel_entry_by_event=raw(_SEL_ENTRY_BY_EVENT),
         sel_lot=raw(_SEL_LOT),
         sel_shipment=raw(_SEL_SHIPMENT),
@@ -947,7 +963,8 @@ class _Driver:
         self._integrity_error: type[Exception] = dbapi.IntegrityError
         self._error: type[Exception] = dbapi.Error
         self._cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        self.sql = _raw_statements(conn.dialect.name)
+        self._dialect = conn.dialect.name
+        self.sql = _raw_statements(self._dialect)
 
     def fetch(self, statement: _Raw, params: Mapping[str, Any]) -> list[Any]:
         """Run a query; its rows as DBAPI tuples."""
@@ -956,6 +973,20 @@ class _Driver:
             return list(self._cursor.fetchall())
         except self._error as exc:
             raise StorageError(f"database error: {_first_line(exc)}") from exc
+
+    def read_nodes(self, node_ids: Sequence[NodeId]) -> dict[NodeId, Digest]:
+        """:func:`_read_nodes` on this cursor."""
+        found: dict[NodeId, Digest] = {}
+        unique = list(dict.fromkeys(node_ids))
+        for start in range(0, len(unique), _NODES_PER_QUERY):
+            ids = unique[start : start + _NODES_PER_QUERY]
+            params: dict[str, int] = {}
+            for i, (level, index) in enumerate(ids):
+                params[f"l{i}"] = level
+                params[f"i{i}"] = index
+            for level, index, value in self.fetch(_raw_sel_nodes(self._dialect, len(ids)), params):
+                found[(level, index)] = Digest(bytes(value))
+        return found
 
     def close(self) -> None:
         """Close the cursor (the connection stays SQLAlchemy's)."""
@@ -1129,8 +1160,7 @@ class SqlWriteTx:
                 result[node_id] = value
         if not missing:
             return result
-        with _TRANSLATE:
-            stored = _read_nodes(self._conn, missing)
+        stored = self._driver.read_nodes(missing)
         _require_nodes(missing, stored)
         self._known_nodes.update(stored)
         result.update(stored)
@@ -1143,9 +1173,8 @@ class SqlWriteTx:
             return pending[0]
         if key_id in self._known_keys:
             return self._known_keys[key_id]
-        with _TRANSLATE:
-            row = self._conn.execute(_SEL_KEY, {"key_id": key_id}).first()
-        record = None if row is None else _key(row)
+        rows = self._driver.fetch(self._driver.sql.sel_key, {"key_id": key_id})
+        record = _key(rows[0]) if rows else None
         self._known_keys[key_id] = record
         return record
 
@@ -1156,17 +1185,15 @@ class SqlWriteTx:
             return pending
         if participant_id in self._known_participants:
             return self._known_participants[participant_id]
-        with _TRANSLATE:
-            row = self._conn.execute(_SEL_PARTICIPANT, {"pid": participant_id}).first()
-        record = None if row is None else _participant(row)
+        rows = self._driver.fetch(self._driver.sql.sel_participant, {"pid": participant_id})
+        record = _participant(rows[0]) if rows else None
         self._known_participants[participant_id] = record
         return record
 
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         """The checkpoint with the largest size, this transaction's included."""
-        with _TRANSLATE:
-            row = self._conn.execute(_SEL_LATEST_CHECKPOINT).first()
-        stored = None if row is None else _checkpoint(row)
+        rows = self._driver.fetch(self._driver.sql.sel_latest_checkpoint, {})
+        stored = _checkpoint(rows[0]) if rows else None
         if self._checkpoints:
             pending = self._checkpoints[max(self._checkpoints)]
             if stored is None or pending.size >= stored.size:
@@ -1389,7 +1416,7 @@ class SqlWriteTx:
         conn = self._conn
         with _TRANSLATE:
             if self._unchecked:
-                for node_id, value in _read_nodes(conn, self._unchecked).items():
+                for node_id, value in self._driver.read_nodes(self._unchecked).items():
                     if self._nodes[node_id] != value:
                         raise ConflictError(
                             f"Merkle node {node_id} already stored with another hash"
