@@ -874,6 +874,8 @@ class _RawStatements:
     sel_participant: _Raw
     sel_latest_checkpoint: _Raw
     sel_entry_by_event: _Raw
+    ins_entries: _Raw
+    ins_nodes: _Raw
     sel_lot: _Raw
     sel_shipment: _Raw
     sel_event: _Raw
@@ -931,6 +933,8 @@ def _raw_statements(dialect_name: str) -> _RawStatements:
         sel_participant=raw(_SEL_PARTICIPANT),
         sel_latest_checkpoint=_compile_raw(_SEL_LATEST_CHECKPOINT, dialect, literal=True),
         sel_entry_by_event=raw(_SEL_ENTRY_BY_EVENT),
+        ins_entries=raw(_INS_ENTRIES),
+        ins_nodes=raw(_INS_NODES),
         sel_lot=raw(_SEL_LOT),
         sel_shipment=raw(_SEL_SHIPMENT),
         sel_event=raw(_SEL_EVENT),
@@ -1452,11 +1456,12 @@ class SqlWriteTx:
                         for k, reason in self._keys.values()
                     ],
                 )
+            # The bulk of every append: on the DBAPI cursor, like the domain rows.
             if self._entry_rows:
-                conn.execute(_INS_ENTRIES, self._entry_rows)
+                self._driver.write(self._driver.sql.ins_entries, self._entry_rows)
             if self._nodes:
-                conn.execute(
-                    _INS_NODES,
+                self._driver.write(
+                    self._driver.sql.ins_nodes,
                     [
                         {"level": level, "idx": index, "hash": value}
                         for (level, index), value in self._nodes.items()

@@ -759,7 +759,10 @@ def test_a_fork_is_refused_at_commit_when_the_fast_path_skips_the_check(sql_stor
 
     with pytest.raises(ConflictError) as caught:
         fork()
-    assert isinstance(caught.value.__cause__, IntegrityError)
+    # The database's own refusal (entries are written on the DBAPI cursor).
+    dbapi_integrity_error = sql_store.engine.dialect.loaded_dbapi.IntegrityError
+    assert isinstance(caught.value.__cause__, dbapi_integrity_error)
+    assert "prev" in str(caught.value)
     assert sql_store.size() == 2
 
 
