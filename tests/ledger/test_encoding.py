@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from ledger.encoding import (
     MAX_SAFE_INTEGER,
+    _canonical_object_fast,
+    _decode_canonical_strict,
     canonical_bytes,
     decode_canonical,
     decode_json,
@@ -150,3 +152,48 @@ def test_deep_nesting_is_an_encoding_error_not_a_crash():
     with pytest.raises(EncodingError) as info:
         decode_json(data)
     assert info.value.code == "too_deep"
+
+
+def _outcome(decode, data: bytes) -> object:
+    try:
+        return ("value", decode(data))
+    except EncodingError as exc:
+        return ("error", exc.code, exc.message, exc.field)
+
+
+_TRICKY = [
+    b'{"a":1,"a":1}',  # a duplicate that re-encodes shorter
+    b'{"a":1,"a":2}',
+    b'{"a":1.0}',
+    b'{"a":NaN}',
+    b'{"a":9007199254740992}',
+    b'{"a":-0}',
+    b'{"a":"\\ud800"}',  # a lone surrogate
+    b'{"\\ud83d\\ude00":1}',
+    b' {"a":1}',
+    b'{"a":1} ',
+    b'[{"a":1}]',
+    b'"a"',
+    b'{"a":"\xff"}',  # not UTF-8
+    b'{"b":1,"a":2}',  # unsorted
+    b'{"a":[1,{"c":2,"b":3}]}',
+]
+
+
+@pytest.mark.parametrize("data", _TRICKY)
+def test_decode_canonical_fast_path_answers_as_the_strict_decoder(data):
+    assert _outcome(decode_canonical, data) == _outcome(_decode_canonical_strict, data)
+    fast = _canonical_object_fast(data)
+    if fast is not None:
+        assert _decode_canonical_strict(data) == fast
+
+
+@given(json_objects(), st.integers(0, 10_000), st.integers(0, 255))
+def test_decode_canonical_fast_path_agrees_on_damaged_bytes(value, where, byte):
+    data = bytes(rfc8785.dumps(value))
+    position = where % len(data)
+    damaged = data[:position] + bytes([byte]) + data[position + 1 :]
+    for candidate in (data, damaged):
+        assert _outcome(decode_canonical, candidate) == _outcome(
+            _decode_canonical_strict, candidate
+        )
