@@ -16,6 +16,7 @@ appended is the ledger's.
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -85,19 +86,20 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
         if settings.run_checkpointer and settings.witnesses
         else None
     )
+    # Started here or by the first submission (transports without a lifespan);
+    # stopped on shutdown after uvicorn stopped taking requests: it commits
+    # what is queued before the store closes.
+    committer = GroupCommitter(ledger, lock=_writer_lock(ledger))
     checkpointer = (
         Checkpointer(
             ledger,
             interval_s=ledger.checkpoint_delay_ms / 1000,
             on_signed=pusher.poke if pusher is not None else None,
+            writer_lock=committer.hold_writer_lock,
         )
         if settings.run_checkpointer
         else None
     )
-    # Started here or by the first submission (transports without a lifespan);
-    # stopped on shutdown after uvicorn stopped taking requests: it commits
-    # what is queued before the store closes.
-    committer = GroupCommitter(ledger, lock=_writer_lock(ledger))
     served = ledger
 
     @asynccontextmanager
@@ -156,14 +158,22 @@ SERVER_SWITCH_INTERVAL_S = 0.0001
 def create_app_from_env() -> FastAPI:
     """The uvicorn factory: settings from ``MANDI_*`` variables, ledger from the data dir.
 
-    It also shortens the interpreter's GIL switch interval in the worker: the
-    group-commit thread holds the database's write lock while it appends, and
-    each time it gives up the GIL (every SQLite call) it would otherwise wait up
-    to 5 ms for the event loop's thread to hand it back, stretching the lock
-    that the other workers queue on.
+    It also freezes the objects built so far out of the cyclic garbage
+    collector's reach, and shortens the interpreter's GIL switch interval in
+    the worker: the group-commit thread holds the database's write lock while
+    it appends, and each time it gives up the GIL (every SQLite call) it would
+    otherwise wait up to 5 ms for the event loop's thread to hand it back,
+    stretching the lock that the other workers queue on.
     """
     sys.setswitchinterval(SERVER_SWITCH_INTERVAL_S)
-    return create_app(Settings.from_env())
+    app = create_app(Settings.from_env())
+    # Everything built so far (modules, the app, the ledger) lives as long as the
+    # worker: keep it out of the cyclic collector's full passes. Under a steady
+    # write load a full pass took 80-115 ms, eight times in ten seconds, and
+    # stalled every request in flight (single submissions: p99 160 ms against a
+    # p50 of 47 ms); after freeze() a full pass takes 3-11 ms (p99 71-74 ms).
+    gc.freeze()
+    return app
 
 
 def _add_cors(app: FastAPI, settings: Settings) -> None:

@@ -12,6 +12,12 @@ only when the newest stored checkpoint is smaller than the log, so two workers
 never sign two checkpoints for one size. The cheap read-only check comes first,
 so an idle server takes no write lock.
 
+The flush holds ``writer_lock`` (the group committer's, see
+:class:`ledger.commit.GroupCommitter`), so it takes its turn with the group
+commits the way other workers' writers do: a writer waiting in SQLite's busy
+handler sleeps in steps of up to 100 ms, a writer waiting on the lock wakes as
+soon as it is free.
+
 After it signs, it calls ``on_signed`` (the witness pusher's ``poke``, see
 :mod:`api.witnessing`); a failure there is logged and never stops the timer.
 """
@@ -21,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 from ledger import Ledger, LedgerError
 
@@ -41,9 +48,11 @@ class Checkpointer:
         *,
         interval_s: float,
         on_signed: Callable[[], None] | None = None,
+        writer_lock: Callable[[], AbstractContextManager[None]] = nullcontext,
     ) -> None:
         self._ledger = ledger
         self._on_signed = on_signed
+        self._writer_lock = writer_lock
         self._interval = max(interval_s, MIN_INTERVAL_S)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -53,7 +62,8 @@ class Checkpointer:
         latest = self._ledger.store.latest_checkpoint()
         if self._ledger.size() <= (latest.size if latest is not None else 0):
             return False
-        self._ledger.flush_checkpoint()
+        with self._writer_lock():
+            self._ledger.flush_checkpoint()
         if self._on_signed is not None:
             self._on_signed()
         return True

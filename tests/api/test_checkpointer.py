@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 
 from api.app import create_app
 from api.checkpointer import Checkpointer
@@ -102,3 +103,30 @@ def test_several_workers_sign_one_checkpoint_per_size(tmp_path):
     finally:
         for s in stores:
             s.close()
+
+
+def test_the_flush_holds_the_writer_lock():
+    world = new_world(checkpoint_delay_ms=3_600_000)
+    enrol(world, "farm-1")
+    world.ledger.append(harvest(world, "farm-1"))
+    held: list[bool] = []
+    inside = [False]
+
+    @contextmanager
+    def lock():
+        inside[0] = True
+        try:
+            yield
+        finally:
+            inside[0] = False
+
+    original = world.ledger.flush_checkpoint
+
+    def flush():
+        held.append(inside[0])
+        return original()
+
+    world.ledger.flush_checkpoint = flush  # type: ignore[method-assign]
+    checkpointer = Checkpointer(world.ledger, interval_s=1, writer_lock=lock)
+    assert checkpointer.run_once() is True
+    assert held == [True]
