@@ -122,7 +122,7 @@ class _Directory:
 def _b64_canonical(text: bytes) -> bytes | None:
     """Decode standard base64 (``=`` padded); None unless it is the canonical encoding.
 
-    With the alphabet and padding checked (``validate``), only the last quantum
+    With the alphabet and padding checked (strict mode), only the last quantum
     can carry non-zero unused bits, so re-encoding the last bytes is enough.
     """
     # binascii directly: base64.b64decode(validate=True) adds a regex and a copy.
