@@ -297,6 +297,20 @@ def test_batch_appends_in_order(api, world, farm):
     assert all(i["created"] for i in body["items"])
 
 
+def test_batch_answer_is_the_bytes_fastapi_makes_of_its_model(api, world, farm):
+    # The route serialises its answer itself; it must be what the declared model gives.
+    from fastapi.encoders import jsonable_encoder
+    from fastapi.responses import JSONResponse
+
+    from api.schemas import BatchOut
+
+    r = _batch(api, [envelope(harvest(world, "farm-1")) for _ in range(3)])
+    assert r.status_code == 201
+    assert r.headers["content-type"] == "application/json"
+    model = BatchOut.model_validate(r.json())
+    assert r.content == JSONResponse(jsonable_encoder(model)).body
+
+
 def test_batch_resubmission_and_inner_duplicates(api, world, farm):
     a, b = harvest(world, "farm-1"), harvest(world, "farm-1")
     api.post("/v1/events", json=envelope(a))
