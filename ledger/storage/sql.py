@@ -58,7 +58,7 @@ SQLAlchemy exception is wrapped: :class:`~sqlalchemy.exc.IntegrityError` becomes
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -834,6 +834,13 @@ def _edge(row: Sequence[Any]) -> Edge:
 
 def _read_nodes(conn: Connection, node_ids: Sequence[NodeId]) -> dict[NodeId, Digest]:
     """The stored subset of ``node_ids`` (one query per 100 distinct ids)."""
+    return _nodes_by_query(lambda count, params: conn.execute(_sel_nodes(count), params), node_ids)
+
+
+def _nodes_by_query(
+    run: Callable[[int, dict[str, int]], Iterable[Sequence[Any]]], node_ids: Sequence[NodeId]
+) -> dict[NodeId, Digest]:
+    """``node_ids`` looked up in batches; ``run(count, params)`` runs :func:`_sel_nodes`."""
     found: dict[NodeId, Digest] = {}
     unique = list(dict.fromkeys(node_ids))
     for start in range(0, len(unique), _NODES_PER_QUERY):
@@ -842,8 +849,8 @@ def _read_nodes(conn: Connection, node_ids: Sequence[NodeId]) -> dict[NodeId, Di
         for i, (level, index) in enumerate(ids):
             params[f"l{i}"] = level
             params[f"i{i}"] = index
-        for row in conn.execute(_sel_nodes(len(ids)), params):
-            found[(row.level, row.idx)] = Digest(bytes(row.hash))
+        for level, index, value in run(len(ids), params):
+            found[(level, index)] = Digest(bytes(value))
     return found
 
 
@@ -980,17 +987,10 @@ class _Driver:
 
     def read_nodes(self, node_ids: Sequence[NodeId]) -> dict[NodeId, Digest]:
         """:func:`_read_nodes` on this cursor."""
-        found: dict[NodeId, Digest] = {}
-        unique = list(dict.fromkeys(node_ids))
-        for start in range(0, len(unique), _NODES_PER_QUERY):
-            ids = unique[start : start + _NODES_PER_QUERY]
-            params: dict[str, int] = {}
-            for i, (level, index) in enumerate(ids):
-                params[f"l{i}"] = level
-                params[f"i{i}"] = index
-            for level, index, value in self.fetch(_raw_sel_nodes(self._dialect, len(ids)), params):
-                found[(level, index)] = Digest(bytes(value))
-        return found
+        return _nodes_by_query(
+            lambda count, params: self.fetch(_raw_sel_nodes(self._dialect, count), params),
+            node_ids,
+        )
 
     def close(self) -> None:
         """Close the cursor (the connection stays SQLAlchemy's)."""
