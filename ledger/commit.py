@@ -63,6 +63,7 @@ class _Batch:
     """A batch submission: appended alone, all or none, by :meth:`Ledger.append_batch`."""
 
     items: Sequence[SignedStatement]
+    verified_with: Sequence[bytes | None] | None
     future: Future[list[AppendResult]]
 
 
@@ -178,17 +179,23 @@ class GroupCommitter:
             self._cond.notify()
         return future
 
-    def submit_batch_future(self, items: Sequence[SignedStatement]) -> Future[list[AppendResult]]:
+    def submit_batch_future(
+        self,
+        items: Sequence[SignedStatement],
+        *,
+        verified_with: Sequence[bytes | None] | None = None,
+    ) -> Future[list[AppendResult]]:
         """Queue a batch: appended in its own transaction, all or none, in queue order.
 
         The writer thread runs :meth:`Ledger.append_batch` on ``items`` (which it
         iterates there) and resolves the future with its results or its error.
         Batches and single submissions share one writer, so a process's
-        appends never wait on each other's database lock.
+        appends never wait on each other's database lock. ``verified_with``:
+        one slot per item, as for :meth:`submit_future`.
         """
         future: Future[list[AppendResult]] = Future()
         with self._cond:
-            self._queue.append(_Batch(items=items, future=future))
+            self._queue.append(_Batch(items=items, verified_with=verified_with, future=future))
             self._ensure_thread()
             self._cond.notify()
         return future
@@ -289,7 +296,7 @@ class GroupCommitter:
     def _commit_batch(self, batch: _Batch) -> None:
         try:
             with self.hold_writer_lock():
-                results = self.ledger.append_batch(batch.items)
+                results = self.ledger.append_batch(batch.items, verified_with=batch.verified_with)
         except Exception as exc:  # noqa: BLE001 - the error goes to its submitter
             batch.future.set_exception(exc)
             return

@@ -52,7 +52,7 @@ from ledger.errors import (
     VerificationError,
 )
 from ledger.hashing import Digest, KeyId
-from ledger.keys import Signer, VerifyingKey
+from ledger.keys import Signer, VerifyingKey, libsodium_accepts
 from ledger.merkle import (
     consistency_proof_node_ids,
     inclusion_proof_node_ids,
@@ -195,11 +195,17 @@ class Ledger:
         """
         return self.append_batch([signed])[0]
 
-    def append_batch(self, items: Sequence[SignedStatement]) -> list[AppendResult]:
+    def append_batch(
+        self,
+        items: Sequence[SignedStatement],
+        *,
+        verified_with: Sequence[bytes | None] | None = None,
+    ) -> list[AppendResult]:
         """Append statements in order in one transaction: all of them or none.
 
         A statement already in the log (or earlier in the same batch) returns
-        the existing entry with ``created=False``.
+        the existing entry with ``created=False``. ``verified_with`` is as for
+        :meth:`append_each`.
 
         Raises:
             ValueError: more than :data:`MAX_BATCH` items.
@@ -207,10 +213,18 @@ class Ledger:
         """
         if len(items) > MAX_BATCH:
             raise ValueError(f"a batch holds at most {MAX_BATCH} statements")
+        if verified_with is not None and len(verified_with) != len(items):
+            raise ValueError("verified_with must hold one slot per item")
         now = self._clock()
         with self.store.write() as tx:
             tail = _Tail(size=tx.size(), prev=tx.last_leaf_hash())
-            results = [self._append_one(tx, tail, signed, now) for signed in items]
+            if verified_with is None:
+                results = [self._append_one(tx, tail, signed, now) for signed in items]
+            else:
+                results = [
+                    self._append_one(tx, tail, signed, now, verified)
+                    for signed, verified in zip(items, verified_with, strict=True)
+                ]
             if self._checkpoint_due(tx, tail.size, now):
                 self._put_checkpoint(tx, tail.size, now)
         return results
@@ -222,6 +236,23 @@ class Ledger:
         (outside the write transaction) and pass the key as ``verified_with``.
         """
         return self._signer_keys.get(key_id)
+
+    def verify_ahead(self, signed: SignedStatement) -> bytes | None:
+        """Verify ``signed`` outside the write transaction, if its signer's key is known here.
+
+        Returns the raw key it verified with, to pass as ``verified_with`` to
+        :meth:`append_each` or :meth:`append_batch`, so the writer, which
+        holds the write lock, need not verify it again; None when the key is
+        not known yet or libsodium refused the signature. A refusal is left to
+        the writer, whose answer (from ``cryptography``) is the one every path
+        gives. libsodium releases the GIL, so a caller may run this in a thread.
+        """
+        public = self._signer_keys.get(signed.statement.signer)
+        if public is None or not libsodium_accepts(
+            public, signed.signature, signed.statement.signing_input()
+        ):
+            return None
+        return public
 
     def append_each(
         self,

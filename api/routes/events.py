@@ -16,7 +16,7 @@ from fastapi import APIRouter, Path, Request, Response
 from api.deps import AppState, CommitterDep, LedgerDep, MetricsDep, SettingsDep
 from api.problems import ApiError, problem_responses
 from api.schemas import HEX64, BatchItemOut, BatchOut, BatchRequest, EntryOut, Envelope
-from ledger import AppendResult, LedgerError, SignedStatement, digest_from_hex, libsodium_accepts
+from ledger import AppendResult, Ledger, LedgerError, SignedStatement, digest_from_hex
 
 __all__ = ["router"]
 
@@ -55,14 +55,9 @@ async def submit_event(envelope: Envelope, request: Request) -> Response:
     # and serialises its answer itself, to the bytes FastAPI would make.
     state: AppState = request.app.state.mandi
     signed = envelope.to_signed()
-    # Verify here, with libsodium (which releases the GIL), when the signer's key is
-    # known: the writer thread then has less to do while it holds the write lock.
-    # A failure is left to the writer, whose refusal is the one every path gives.
-    public = state.ledger.signer_key(signed.statement.signer)
-    if public is not None and not libsodium_accepts(
-        public, signed.signature, signed.statement.signing_input()
-    ):
-        public = None
+    # Verified here, not by the writer thread, which holds the write lock. One
+    # check is too short to be worth handing to another thread.
+    public = state.ledger.verify_ahead(signed)
     result = await asyncio.wrap_future(state.committer.submit_future(signed, verified_with=public))
     state.metrics.appends.inc(int(result.created))
     response = Response(
@@ -87,6 +82,7 @@ async def submit_event(envelope: Envelope, request: Request) -> Response:
 )
 async def submit_batch(
     batch: BatchRequest,
+    ledger: LedgerDep,
     committer: CommitterDep,
     settings: SettingsDep,
     metrics: MetricsDep,
@@ -108,10 +104,16 @@ async def submit_batch(
         except LedgerError as exc:
             _name_item(exc, position)
             raise
+    # The signatures are checked in a thread (libsodium releases the GIL), on the
+    # other core while this worker parses requests or its writer commits, and
+    # not by the writer, which holds the write lock.
+    verified = await asyncio.to_thread(_verify_ahead, ledger, signed)
     cursor = _Cursor(signed)
     try:
         # Its own transaction, run by the same writer as the single submissions.
-        results = await asyncio.wrap_future(committer.submit_batch_future(cursor))
+        results = await asyncio.wrap_future(
+            committer.submit_batch_future(cursor, verified_with=verified)
+        )
     except LedgerError as exc:
         if cursor.position is not None:
             _name_item(exc, cursor.position)
@@ -149,6 +151,10 @@ def entry_response(result: AppendResult, response: Response) -> EntryOut:
     response.status_code = 201 if result.created else 200
     response.headers["Location"] = f"/v1/events/{result.entry.event_id.hex()}"
     return EntryOut.from_entry(result.entry)
+
+
+def _verify_ahead(ledger: Ledger, items: Sequence[SignedStatement]) -> list[bytes | None]:
+    return [ledger.verify_ahead(signed) for signed in items]
 
 
 def _name_item(exc: LedgerError, position: int) -> None:

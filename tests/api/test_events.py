@@ -337,6 +337,31 @@ def test_batch_refusal_names_the_item_and_appends_nothing(api, world, farm):
     assert snapshot(world.ledger) == before
 
 
+def test_batch_checks_known_signers_before_the_writer_and_refuses_the_same(
+    api, app, world, farm, monkeypatch
+):
+    from ledger.keys import VerifyingKey
+
+    assert api.post("/v1/events", json=envelope(harvest(world, "farm-1"))).status_code == 201
+    calls = [0]
+    original = VerifyingKey.verify
+
+    def counting(self, signature, message):
+        calls[0] += 1
+        return original(self, signature, message)
+
+    monkeypatch.setattr(VerifyingKey, "verify", counting)
+    # farm-1's key is known: its good signatures are checked before the writer only.
+    assert _batch(api, [envelope(harvest(world, "farm-1")) for _ in range(3)]).status_code == 201
+    assert calls[0] == 0
+    items = [envelope(harvest(world, "farm-1")) for _ in range(3)]
+    items[1]["signature"] = b64encode(farm.sign(b"other"))
+    before = snapshot(world.ledger)
+    assert_problem(_batch(api, items), 403, "bad_signature", "items[1].signature")
+    assert snapshot(world.ledger) == before
+    assert calls[0] == 1  # the writer decided the refusal with cryptography
+
+
 def test_batch_refusal_of_a_malformed_item(api, world, farm):
     items = [envelope(harvest(world, "farm-1")) for _ in range(3)]
     items[1]["statement"] = "%%%"

@@ -290,9 +290,9 @@ class _Gated:
             raise RuntimeError("a bug in admission")
         return self.ledger.append_each(items, verified_with=verified_with)
 
-    def append_batch(self, items):
+    def append_batch(self, items, *, verified_with=None):
         self.sizes.append(len(items))
-        return self.ledger.append_batch(items)
+        return self.ledger.append_batch(items, verified_with=verified_with)
 
 
 def _wait_for(predicate) -> None:
@@ -600,5 +600,47 @@ def test_the_committer_passes_each_verified_key_to_its_statement(sqlite_world, m
         with pytest.raises(SignatureError):
             refused.result(30)
         assert calls[0] == 1
+    finally:
+        committer.stop()
+
+
+def test_verify_ahead_answers_only_for_a_known_key_and_a_good_signature():
+    world = new_world()
+    signer = world.enrol("farm-a")
+    first = world.statement("farm-a")
+    assert world.ledger.verify_ahead(first) is None  # the key signed nothing here yet
+    world.ledger.append(first)
+    assert world.ledger.verify_ahead(world.statement("farm-a")) == signer.public.raw
+    assert world.ledger.verify_ahead(_tampered(world.statement("farm-a"))) is None
+
+
+def test_a_batch_skips_only_the_checks_made_with_the_resolved_key(monkeypatch):
+    world = new_world()
+    signer = world.enrol("farm-a")
+    other = world.enrol("farm-b")
+    calls = _count_verifications(monkeypatch)
+    items = [world.statement("farm-a") for _ in range(3)]
+    results = world.ledger.append_batch(items, verified_with=[signer.public.raw, None, None])
+    assert [r.created for r in results] == [True, True, True]
+    assert calls[0] == 2
+    size = world.ledger.size()
+    bad = [world.statement("farm-a"), _tampered(world.statement("farm-a"))]
+    with pytest.raises(SignatureError):
+        world.ledger.append_batch(bad, verified_with=[signer.public.raw, other.public.raw])
+    assert world.ledger.size() == size
+    with pytest.raises(ValueError, match="one slot per item"):
+        world.ledger.append_batch(bad, verified_with=[None])
+
+
+def test_the_committer_passes_a_batch_its_verified_keys(sqlite_world, monkeypatch):
+    world = sqlite_world
+    signer = world.enrol("farm-a")
+    committer = GroupCommitter(world.ledger)
+    try:
+        calls = _count_verifications(monkeypatch)
+        items = [world.statement("farm-a") for _ in range(2)]
+        done = committer.submit_batch_future(items, verified_with=[signer.public.raw] * 2)
+        assert [r.created for r in done.result(30)] == [True, True]
+        assert calls[0] == 0
     finally:
         committer.stop()
