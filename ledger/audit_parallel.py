@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import binascii
 import contextlib
+import gc
 import json
 import multiprocessing
 import os
@@ -88,6 +89,8 @@ DEFAULT_CHUNK = 2048
 """Entries per work unit: large enough to amortise the hand-over, small enough to stay flat."""
 
 _IN_FLIGHT_PER_JOB = 2
+_WALK_GC_THRESHOLD = 20_000
+"""The collector's generation-0 threshold during the walk (the default is 700)."""
 _ORPHAN_CHECK_S = 1.0
 """How often an idle worker checks that its parent is still alive."""
 _OK, _BAD_STATEMENT, _BAD_ENTRY = 0, 1, 2
@@ -522,6 +525,26 @@ def _run_chunks(
         pool.close()
 
 
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector's young generation 30 times less often, then restore it.
+
+    The walk allocates a few dozen objects per entry and keeps tens of
+    thousands alive in the replay overlay, so at the default thresholds the
+    collector ran about ten times per 1,000 entries, a full pass every 14,000,
+    and took about 5 µs per entry, a tenth of the parent's time (measured with
+    ``gc.callbacks`` on 200,000 entries: 0.97 s, then 0.32 s). The walk makes
+    no reference cycles of its own; whatever it leaves is collected once the
+    thresholds are back.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(_WALK_GC_THRESHOLD, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 def _log_key_entry(verifier: NoteVerifier) -> tuple[bytes, bytes]:
     return verifier.public.key_id, verifier.public.raw
 
@@ -682,7 +705,8 @@ def audit_entries(
     walk.new_keys.extend((k.key_id, k.public) for k in replay.registry.keys.values())
     if start:
         queue_.at_size(start, tree)
-    _run_chunks(form, items, walk, jobs=jobs, chunk_size=chunk_size, progress=progress)
+    with _fewer_collections():
+        _run_chunks(form, items, walk, jobs=jobs, chunk_size=chunk_size, progress=progress)
     queue_.finish(walk.position)
     if saved is not None and consistency_proof is not None:
         _check_saved_consistency(saved, queue_.latest, consistency_proof, out)

@@ -207,6 +207,23 @@ def test_worker_processes_equal_sequential_on_clean_and_damaged_logs(demo, tmp_p
         assert outcome.report == reference, damage
 
 
+def test_the_walk_collects_less_often_and_restores_the_collector(demo, tmp_path):
+    import gc
+
+    from ledger.audit_parallel import _WALK_GC_THRESHOLD
+
+    entries, notes, verifier = demo
+    before = gc.get_threshold()
+    during: list[int] = []
+    outcome = parallel(
+        entries, notes, verifier, tmp_path, progress=lambda n: during.append(gc.get_threshold()[0])
+    )
+    assert outcome.report.ok
+    assert during
+    assert set(during) == {_WALK_GC_THRESHOLD}
+    assert gc.get_threshold() == before
+
+
 def test_malformed_bundle_lines_are_findings_not_crashes(demo, tmp_path):
     entries, notes, verifier = demo
     lines = [entry_line(e.to_bytes()) for e in entries]
