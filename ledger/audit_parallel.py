@@ -59,6 +59,7 @@ from ledger.audit import (
 )
 from ledger.audit_state import StateMeta, StoredReplay
 from ledger.checkpoint import NoteVerifier, open_checkpoint
+from ledger.encoding import MAX_SAFE_INTEGER
 from ledger.errors import EncodingError, LedgerError
 from ledger.hashing import ZERO_HASH, Digest, KeyId, leaf_hash
 from ledger.keys import SIGNATURE_SIZE, libsodium_accepts
@@ -143,30 +144,34 @@ def _b64_canonical(text: bytes) -> bytes | None:
     return raw
 
 
-def _decode_entry(raw: bytes) -> Entry:
-    """:meth:`Entry.from_bytes`, without re-parsing the JSON when the bytes are canonical.
+_EntryFields = tuple[int, int, bytes, bytes, bytes]
+"""An entry's ``(index, accepted_ms, prev, statement, signature)``."""
+
+
+def _decode_entry(raw: bytes) -> _EntryFields:
+    """:meth:`Entry.from_bytes`'s fields, not re-parsing the JSON when the bytes are canonical.
 
     The pattern is :meth:`Entry.to_bytes`'s exact template (sorted keys,
     decimal integers without leading zeros, lowercase hex); with both base64
-    fields canonical, ``to_bytes`` of the result gives ``raw`` back (a test
-    holds the two to agree). Anything else goes to the ordinary parser.
+    fields canonical and both integers within :class:`Entry`'s range,
+    ``to_bytes`` of the same fields gives ``raw`` back (a test holds the two
+    to agree). No :class:`Entry` is built: the walk needs only its fields.
+    Anything else goes to the ordinary parser.
     """
     match = _ENTRY_RE.fullmatch(raw)
     if match is not None:
         signature = _b64_canonical(match[4])
         statement = _b64_canonical(match[5])
-        if signature is not None and statement is not None:
-            try:
-                return Entry(
-                    index=int(match[2]),
-                    accepted_ms=int(match[1]),
-                    prev=Digest(bytes.fromhex(match[3].decode("ascii"))),
-                    signature=signature,
-                    statement=statement,
-                )
-            except ValueError:  # beyond 2^53 - 1: the ordinary parser says so
-                pass
-    return Entry.from_bytes(raw)
+        index, accepted_ms = int(match[2]), int(match[1])
+        if (
+            signature is not None
+            and statement is not None
+            and index <= MAX_SAFE_INTEGER
+            and accepted_ms <= MAX_SAFE_INTEGER
+        ):
+            return index, accepted_ms, bytes.fromhex(match[3].decode("ascii")), statement, signature
+    entry = Entry.from_bytes(raw)
+    return entry.index, entry.accepted_ms, entry.prev, entry.statement, entry.signature
 
 
 def _entry_bytes_of_line(line: bytes) -> bytes:
@@ -204,14 +209,14 @@ def decode_chunk(form: Form, items: Sequence[Any], directory: _Directory) -> lis
     one = same.setdefault
     for item in items:
         if form == "entries":
-            entry = Entry(
+            fields: _EntryFields = item
+            raw = Entry(
                 index=item[0],
                 accepted_ms=item[1],
                 prev=item[2],
                 statement=item[3],
                 signature=item[4],
-            )
-            raw = entry.to_bytes()
+            ).to_bytes()
         else:
             try:
                 raw = _entry_bytes_of_line(item) if form == "bundle_lines" else bytes(item)
@@ -219,29 +224,19 @@ def decode_chunk(form: Form, items: Sequence[Any], directory: _Directory) -> lis
                 append((_BAD_ENTRY, leaf_hash(bytes(item)), exc.code, exc.message))
                 continue
             try:
-                entry = _decode_entry(raw)
+                fields = _decode_entry(raw)
             except LedgerError as exc:
                 append((_BAD_ENTRY, leaf_hash(raw), exc.code, exc.message))
                 continue
+        index, accepted_ms, prev, statement_bytes, signature = fields
         leaf = leaf_hash(raw)
-        signature = entry.signature
         try:
             if len(signature) != SIGNATURE_SIZE:
                 # SignedStatement.from_bytes checks the length first: the same error.
-                SignedStatement.from_bytes(entry.statement, signature)
-            statement = Statement.from_bytes(entry.statement)
+                SignedStatement.from_bytes(statement_bytes, signature)
+            statement = Statement.from_bytes(statement_bytes)
         except LedgerError as exc:
-            append(
-                (
-                    _BAD_STATEMENT,
-                    entry.index,
-                    entry.accepted_ms,
-                    entry.prev,
-                    leaf,
-                    exc.code,
-                    exc.message,
-                )
-            )
+            append((_BAD_STATEMENT, index, accepted_ms, prev, leaf, exc.code, exc.message))
             continue
         public = keys.get(statement.signer)
         if public is None:
@@ -253,9 +248,9 @@ def decode_chunk(form: Form, items: Sequence[Any], directory: _Directory) -> lis
         append(
             (
                 _OK,
-                entry.index,
-                entry.accepted_ms,
-                entry.prev,
+                index,
+                accepted_ms,
+                prev,
                 leaf,
                 one(statement.origin, statement.origin),
                 one(statement.kind, statement.kind),

@@ -58,7 +58,11 @@ def _checked_int(text: str) -> int:
 _FAST_DECODER = json.JSONDecoder(
     parse_float=_reject_float, parse_int=_checked_int, parse_constant=_reject_constant
 )
-_FAST_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# check_circular=False: the encoder only ever sees values a JSON decoder just built,
+# which cannot hold a cycle (and the check costs a sixth of the encoding).
+_FAST_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False
+)
 
 # Only an escaped surrogate (\ud800-\udfff) can put a lone surrogate into a string
 # decoded from valid UTF-8; without one, the full walk of the value is not needed.
@@ -224,7 +228,8 @@ def is_canonical(value: dict[str, Any], data: bytes) -> bool:
     """
     fast = _FAST_ENCODER.encode(value)
     if fast.encode("utf-8") == data:
-        return _ASTRAL_LEAD.search(data) is None or _keys_sort_same(value)
+        # isascii first: a C scan, a fifth of the cost of the regex search.
+        return data.isascii() or _ASTRAL_LEAD.search(data) is None or _keys_sort_same(value)
     return bytes(rfc8785.dumps(value)) == data
 
 

@@ -9,6 +9,7 @@ from the same code as in :func:`ledger.audit.audit_log`.
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import sys
 import time
@@ -327,6 +328,11 @@ def test_first_rewritten_names_the_first_differing_leaf():
 # --------------------------------------------------------------------------- fast paths
 
 
+def _entry_fields(data: bytes) -> tuple[int, int, bytes, bytes, bytes]:
+    entry = Entry.from_bytes(data)
+    return entry.index, entry.accepted_ms, entry.prev, entry.statement, entry.signature
+
+
 def _same_outcome(fast: Callable[[bytes], object], slow: Callable[[bytes], object], data: bytes):
     try:
         expected: object = slow(data)
@@ -342,6 +348,9 @@ def _same_outcome(fast: Callable[[bytes], object], slow: Callable[[bytes], objec
 ENTRY_MUTATIONS = [
     lambda b: b.replace(b'"index":', b'"index":0'),  # leading zero
     lambda b: b.replace(b'"accepted_ms":', b'"accepted_ms":99999999999999999'),  # > 2^53
+    # 16 digits, so the fast pattern matches, but beyond 2^53 - 1:
+    lambda b: re.sub(rb'"index":[0-9]+', b'"index":9999999999999999', b),
+    lambda b: re.sub(rb'"accepted_ms":[0-9]+', b'"accepted_ms":9007199254740992', b),
     lambda b: b.replace(b'"prev":"', b'"prev":"A', 1),  # uppercase hex
     lambda b: b.replace(b'","statement"', b'=","statement"'),  # padding in the wrong place
     lambda b: b.replace(b'"}', b'" }'),
@@ -361,7 +370,7 @@ def test_fast_entry_decoding_agrees_with_the_parser(demo, data):
     elif choice == len(ENTRY_MUTATIONS):
         position = data.draw(st.integers(0, len(raw) - 1))
         raw = raw[:position] + bytes([data.draw(st.integers(0, 255))]) + raw[position + 1 :]
-    _same_outcome(_decode_entry, Entry.from_bytes, raw)
+    _same_outcome(_decode_entry, _entry_fields, raw)
 
 
 def test_non_canonical_base64_tail_is_not_taken_by_the_fast_path(demo):
@@ -373,7 +382,7 @@ def test_non_canonical_base64_tail_is_not_taken_by_the_fast_path(demo):
     assert sig.endswith(b"==")
     for c in b"BCDEFGH":
         changed = raw[: end - 3] + bytes([c]) + raw[end - 2 :]
-        _same_outcome(_decode_entry, Entry.from_bytes, changed)
+        _same_outcome(_decode_entry, _entry_fields, changed)
 
 
 STATEMENT_MUTATIONS = [
