@@ -89,7 +89,10 @@ values, exact entry bytes (a server's JSON Lines), or bundle entry lines."""
 DEFAULT_CHUNK = 2048
 """Entries per work unit: large enough to amortise the hand-over, small enough to stay flat."""
 
-_IN_FLIGHT_PER_JOB = 2
+_IN_FLIGHT_PER_JOB = 4
+"""Chunks handed out per worker before the parent waits for the oldest: enough that a
+worker still has work while the parent spends a few hundred ms writing the replay
+state out (with 2, the cores were idle 3-7% of a run; with 4, about 1%)."""
 _WALK_GC_THRESHOLD = 20_000
 """The collector's generation-0 threshold during the walk (the default is 700)."""
 _ORPHAN_CHECK_S = 1.0
