@@ -340,17 +340,10 @@ def test_batch_refusal_names_the_item_and_appends_nothing(api, world, farm):
 def test_batch_checks_known_signers_before_the_writer_and_refuses_the_same(
     api, app, world, farm, monkeypatch
 ):
-    from ledger.keys import VerifyingKey
+    from tests.ledger.builders import count_verifications
 
     assert api.post("/v1/events", json=envelope(harvest(world, "farm-1"))).status_code == 201
-    calls = [0]
-    original = VerifyingKey.verify
-
-    def counting(self, signature, message):
-        calls[0] += 1
-        return original(self, signature, message)
-
-    monkeypatch.setattr(VerifyingKey, "verify", counting)
+    calls = count_verifications(monkeypatch)
     # farm-1's key is known: its good signatures are checked before the writer only.
     assert _batch(api, [envelope(harvest(world, "farm-1")) for _ in range(3)]).status_code == 201
     assert calls[0] == 0

@@ -8,7 +8,7 @@ from typing import Any
 
 from ledger.admission import LogIdentity
 from ledger.checkpoint import NoteVerifier, build_vkey
-from ledger.keys import Signer
+from ledger.keys import Signer, VerifyingKey
 from ledger.registry import build_enrolment, build_enrolment_request
 from ledger.service import Ledger
 from ledger.statements import SignedStatement, Statement, sign_statement
@@ -39,6 +39,19 @@ def harvest_body(lot: str, amount: int = 1000, unit: str = "kg") -> dict[str, An
         "plot": "plot-1",
         "quantity": {"amount": amount, "unit": unit},
     }
+
+
+def count_verifications(monkeypatch: Any) -> list[int]:
+    """Count calls of :meth:`VerifyingKey.verify` (the writer's check) from now on: ``[n]``."""
+    calls = [0]
+    original = VerifyingKey.verify
+
+    def counting(self: VerifyingKey, signature: bytes, message: bytes) -> None:
+        calls[0] += 1
+        original(self, signature, message)
+
+    monkeypatch.setattr(VerifyingKey, "verify", counting)
+    return calls
 
 
 def seeded(n: int) -> Signer:

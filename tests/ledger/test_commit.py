@@ -34,7 +34,15 @@ from ledger.commit import GroupCommitter, WriterLock
 from ledger.registry import build_enrolment, build_enrolment_request
 from ledger.storage.memory import MemoryStore
 from ledger.storage.sql import SqlStore, default_sqlite_url, migrate
-from tests.ledger.builders import ORIGIN, TIME, harvest_body, new_world, seeded, valid_profile
+from tests.ledger.builders import (
+    ORIGIN,
+    TIME,
+    count_verifications,
+    harvest_body,
+    new_world,
+    seeded,
+    valid_profile,
+)
 
 
 def _enrolment(world, pid: str, n: int) -> SignedStatement:
@@ -529,20 +537,6 @@ def test_batches_share_the_writer_and_stay_all_or_none(sqlite_world):
 # --------------------------------------------------------------------------- verified_with
 
 
-def _count_verifications(monkeypatch) -> list[int]:
-    from ledger.keys import VerifyingKey
-
-    calls = [0]
-    original = VerifyingKey.verify
-
-    def counting(self, signature, message):
-        calls[0] += 1
-        return original(self, signature, message)
-
-    monkeypatch.setattr(VerifyingKey, "verify", counting)
-    return calls
-
-
 def test_the_ledger_learns_the_keys_of_admitted_signers():
     world = new_world()
     signer = world.enrol("farm-a")
@@ -555,7 +549,7 @@ def test_the_ledger_learns_the_keys_of_admitted_signers():
 def test_a_signature_verified_with_the_resolved_key_is_not_verified_again(monkeypatch):
     world = new_world()
     signer = world.enrol("farm-a")
-    calls = _count_verifications(monkeypatch)
+    calls = count_verifications(monkeypatch)
     [result] = world.ledger.append_each(
         [world.statement("farm-a")], verified_with=[signer.public.raw]
     )
@@ -588,7 +582,7 @@ def test_the_committer_passes_each_verified_key_to_its_statement(sqlite_world, m
     signer = world.enrol("farm-a")
     committer = GroupCommitter(world.ledger)
     try:
-        calls = _count_verifications(monkeypatch)
+        calls = count_verifications(monkeypatch)
         verified = committer.submit_future(
             world.statement("farm-a"), verified_with=signer.public.raw
         )
@@ -618,7 +612,7 @@ def test_a_batch_skips_only_the_checks_made_with_the_resolved_key(monkeypatch):
     world = new_world()
     signer = world.enrol("farm-a")
     other = world.enrol("farm-b")
-    calls = _count_verifications(monkeypatch)
+    calls = count_verifications(monkeypatch)
     items = [world.statement("farm-a") for _ in range(3)]
     results = world.ledger.append_batch(items, verified_with=[signer.public.raw, None, None])
     assert [r.created for r in results] == [True, True, True]
@@ -637,7 +631,7 @@ def test_the_committer_passes_a_batch_its_verified_keys(sqlite_world, monkeypatc
     signer = world.enrol("farm-a")
     committer = GroupCommitter(world.ledger)
     try:
-        calls = _count_verifications(monkeypatch)
+        calls = count_verifications(monkeypatch)
         items = [world.statement("farm-a") for _ in range(2)]
         done = committer.submit_batch_future(items, verified_with=[signer.public.raw] * 2)
         assert [r.created for r in done.result(30)] == [True, True]
