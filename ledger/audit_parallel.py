@@ -531,7 +531,7 @@ def _fewer_collections() -> Iterator[None]:
     thousands alive in the replay overlay, so at the default thresholds the
     collector ran about ten times per 1,000 entries, a full pass every 14,000,
     and took about 5 µs per entry, a tenth of the parent's time (measured with
-    ``gc.callbacks`` on 200,000 entries: 0.97 s, then 0.32 s). The walk makes
+    ``gc.callbacks`` on 200,000 entries: 0.97 s, then 0.35 s). The walk makes
     no reference cycles of its own; whatever it leaves is collected once the
     thresholds are back.
     """
