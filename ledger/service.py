@@ -213,18 +213,14 @@ class Ledger:
         """
         if len(items) > MAX_BATCH:
             raise ValueError(f"a batch holds at most {MAX_BATCH} statements")
-        if verified_with is not None and len(verified_with) != len(items):
-            raise ValueError("verified_with must hold one slot per item")
+        slots = _verified_slots(items, verified_with)
         now = self._clock()
         with self.store.write() as tx:
             tail = _Tail(size=tx.size(), prev=tx.last_leaf_hash())
-            if verified_with is None:
-                results = [self._append_one(tx, tail, signed, now) for signed in items]
-            else:
-                results = [
-                    self._append_one(tx, tail, signed, now, verified)
-                    for signed, verified in zip(items, verified_with, strict=True)
-                ]
+            results = [
+                self._append_one(tx, tail, signed, now, verified)
+                for signed, verified in zip(items, slots, strict=True)
+            ]
             if self._checkpoint_due(tx, tail.size, now):
                 self._put_checkpoint(tx, tail.size, now)
         return results
@@ -287,14 +283,12 @@ class Ledger:
         """
         if len(items) > MAX_BATCH:
             raise ValueError(f"a call holds at most {MAX_BATCH} statements")
-        if verified_with is not None and len(verified_with) != len(items):
-            raise ValueError("verified_with must hold one slot per item")
+        slots = _verified_slots(items, verified_with)
         now = self._clock()
         results: list[AppendResult | LedgerError] = []
         with self.store.write() as tx:
             tail = _Tail(size=tx.size(), prev=tx.last_leaf_hash())
-            for position, signed in enumerate(items):
-                verified = None if verified_with is None else verified_with[position]
+            for signed, verified in zip(items, slots, strict=True):
                 try:
                     results.append(self._append_one(tx, tail, signed, now, verified))
                 except StorageError:
@@ -715,6 +709,17 @@ def _stored_statement_fields(data: bytes) -> tuple[str, str, dict[str, Any]]:
         return kind, time, body
     statement = Statement.from_bytes(data)  # raises EncodingError for what cannot be admitted
     return statement.kind, statement.time, statement.body
+
+
+def _verified_slots(
+    items: Sequence[SignedStatement], verified_with: Sequence[bytes | None] | None
+) -> Sequence[bytes | None]:
+    """One ``verified_with`` slot per item (all None when none was given)."""
+    if verified_with is None:
+        return [None] * len(items)
+    if len(verified_with) != len(items):
+        raise ValueError("verified_with must hold one slot per item")
+    return verified_with
 
 
 @dataclass(slots=True, kw_only=True)
